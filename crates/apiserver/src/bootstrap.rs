@@ -1,0 +1,111 @@
+//! Objects present from the first start: namespaces `default`, `kube-system` and
+//! `kube-public`; Service `kubernetes` (first address of the service CIDR) with Endpoints
+//! pointing at this API server; Service `kube-dns` (tenth address) in kube-system.
+
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
+use weft_api::resources::{ENDPOINTS, NAMESPACE, SERVICE};
+use weft_api::ResourceInfo;
+
+use crate::error::{ApiError, ApiResult};
+use crate::registry::{Part, Registry};
+
+/// The n-th address of a network (n = 1 for `10.96.0.1` in `10.96.0.0/12`).
+pub fn nth_address(net: &ipnet::IpNet, n: u32) -> IpAddr {
+    match net.network() {
+        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) + n).into()),
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) + u128::from(n)).into()),
+    }
+}
+
+async fn ensure(
+    registry: &Registry,
+    info: &'static ResourceInfo,
+    namespace: Option<&str>,
+    object: Value,
+) -> ApiResult<()> {
+    match registry.create(info, namespace, object).await {
+        Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn run(
+    registry: &Registry,
+    advertise_address: IpAddr,
+    secure_port: u16,
+) -> ApiResult<()> {
+    for ns in crate::registry::SYSTEM_NAMESPACES {
+        ensure(
+            registry,
+            &NAMESPACE,
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
+    }
+    let service_cidr = registry.ranges().service_cidr;
+    ensure(
+        registry,
+        &SERVICE,
+        Some("default"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": nth_address(&service_cidr, 1).to_string(),
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": secure_port}]}
+        }),
+    )
+    .await?;
+    ensure(
+        registry,
+        &SERVICE,
+        Some("kube-system"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                         "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
+            "spec": {"clusterIP": nth_address(&service_cidr, 10).to_string(),
+                     "selector": {"k8s-app": "kube-dns"},
+                     "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                               {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}
+        }),
+    )
+    .await?;
+    // The `kubernetes` Service has no selector: its Endpoints name this API server, and are
+    // rewritten when the advertised address or port changes. A loopback address is useless
+    // to pods (and invalid in Endpoints), so then there are none.
+    if advertise_address.is_loopback() || advertise_address.is_unspecified() {
+        tracing::info!(%advertise_address, "not writing Endpoints for Service kubernetes: set --advertise-address to an address pods can reach");
+        return Ok(());
+    }
+    let endpoints = json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default"},
+        "subsets": [{"addresses": [{"ip": advertise_address.to_string()}],
+                     "ports": [{"name": "https", "port": secure_port, "protocol": "TCP"}]}]
+    });
+    match registry
+        .get(&ENDPOINTS, Some("default"), "kubernetes")
+        .await
+    {
+        Ok(_) => {
+            registry
+                .update(
+                    &ENDPOINTS,
+                    Some("default"),
+                    "kubernetes",
+                    endpoints,
+                    Part::Main,
+                )
+                .await?;
+        }
+        Err(ApiError::NotFound { .. }) => {
+            ensure(registry, &ENDPOINTS, Some("default"), endpoints).await?
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! `weft`: every Weft daemon in one binary. `weft apiserver`, `weft token`, and (as they
+//! land) `weft node`, `weft proxy`, `weft dns`, `weft router`.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "Weft: native Kubernetes-style cluster networking"
+)]
+struct Cli {
+    /// Log filter, e.g. `info`, `weft_apiserver=debug` (also $RUST_LOG).
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server.
+    Apiserver(cmd::apiserver::Args),
+    /// Manage API tokens (e.g. a node agent's).
+    Token(cmd::token::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Apiserver(args) => cmd::apiserver::run(args).await,
+            Command::Token(args) => cmd::token::run(args),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
