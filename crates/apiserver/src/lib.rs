@@ -91,9 +91,13 @@ impl Running {
         self.task.await.context("server task")?
     }
 
+    /// Stops serving and the controllers, then closes the store (releasing redb's file).
     pub async fn stop(self) -> Result<()> {
         let _ = self.shutdown.send(true);
-        self.wait().await
+        let store = self.registry.store().clone();
+        let served = self.task.await.context("server task")?;
+        store.close().await.context("closing the store")?;
+        served
     }
 }
 

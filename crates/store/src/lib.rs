@@ -198,4 +198,10 @@ pub trait Store: Send + Sync + 'static {
     /// is a no-op; compacting a revision that does not exist yet is an error. (etcd keeps the
     /// events of the current revision itself when asked to compact exactly there.)
     async fn compact(&self, revision: Revision) -> Result<()>;
+
+    /// Finishes queued writes and releases the backend (for redb, the file lock, so the same
+    /// file can be reopened in this process). Later calls fail with `Backend`.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -82,7 +82,8 @@ impl Default for RedbOptions {
 /// released once the writer and every watch stream are gone. Call [`RedbStore::close`] to wait
 /// for that (e.g. before reopening the same file in the same process).
 pub struct RedbStore {
-    db: Arc<Database>,
+    /// Taken by `close`, so the file lock goes with the last in-flight user.
+    db: Mutex<Option<Arc<Database>>>,
     requests: mpsc::UnboundedSender<Request>,
     /// Kept only to subscribe new watchers; taken by `close` so that watch streams end.
     events: Mutex<Option<broadcast::Sender<Arc<[WatchEvent]>>>>,
@@ -168,7 +169,7 @@ impl RedbStore {
             .spawn(move || writer.run())
             .map_err(|e| StoreError::Backend(format!("spawn store writer thread: {e}")))?;
         Ok(RedbStore {
-            db,
+            db: Mutex::new(Some(db)),
             requests,
             events: Mutex::new(Some(events)),
             counters,
@@ -189,7 +190,22 @@ impl RedbStore {
                 .map_err(|e| StoreError::Backend(format!("join store writer: {e}")))?
                 .map_err(|_| StoreError::Backend("store writer thread panicked".into()))?;
         }
+        // Watch tasks see the closed broadcast and end, dropping their handles on the file;
+        // wait for them (and any read in flight) so the file can be reopened at once.
+        let db = lock(&self.db).take();
+        if let Some(db) = db {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while Arc::strong_count(&db) > 1 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
         Ok(())
+    }
+
+    fn db(&self) -> Result<Arc<Database>> {
+        lock(&self.db)
+            .clone()
+            .ok_or_else(|| StoreError::Backend("store closed".into()))
     }
 
     /// Runs a read on the blocking pool: redb reads touch the disk and must not stall the
@@ -198,7 +214,7 @@ impl RedbStore {
         &self,
         f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let db = self.db.clone();
+        let db = self.db()?;
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| StoreError::Backend(format!("store read task failed: {e}")))?
@@ -322,18 +338,16 @@ impl Store for RedbStore {
             });
         }
         let (tx, rx) = mpsc::channel(WATCH_CHANNEL);
-        tokio::spawn(run_watch(
-            self.db.clone(),
-            live,
-            prefix.to_owned(),
-            after,
-            tx,
-        ));
+        tokio::spawn(run_watch(self.db()?, live, prefix.to_owned(), after, tx));
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
 
     async fn current_revision(&self) -> Result<Revision> {
         Ok(self.counters.revision.load(Ordering::Acquire))
+    }
+
+    async fn close(&self) -> Result<()> {
+        RedbStore::close(self).await
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {

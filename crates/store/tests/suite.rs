@@ -82,6 +82,7 @@ backend_tests!(
     watch_replays_history_then_goes_live,
     watch_is_prefix_isolated,
     list_then_watch_has_no_gap_under_concurrent_writes,
+    long_replay_while_writes_continue,
     watch_from_compacted_revision_is_gone,
     compact_edge_cases,
     hundred_watchers_each_see_every_event,
@@ -478,6 +479,7 @@ async fn list_then_watch_has_no_gap_under_concurrent_writes(s: Arc<dyn Store>) {
     const WRITERS: usize = 4;
     const PER_WRITER: usize = 60;
     let prefix = "/registry/pods/";
+    let start = s.current_revision().await.unwrap();
     // (revision, under prefix?) of every acknowledged write.
     let acked: Arc<Mutex<Vec<(Revision, bool)>>> = Arc::default();
     let mut writers = Vec::new();
@@ -519,6 +521,8 @@ async fn list_then_watch_has_no_gap_under_concurrent_writes(s: Arc<dyn Store>) {
     }
     let (listed, list_rev) = s.list(prefix).await.unwrap();
     let mut w = s.watch(prefix, list_rev).await.unwrap();
+    // And one replaying everything since before the writes, while they go on.
+    let mut from_start = s.watch(prefix, start).await.unwrap();
     for t in writers {
         t.await.unwrap();
     }
@@ -557,6 +561,72 @@ async fn list_then_watch_has_no_gap_under_concurrent_writes(s: Arc<dyn Store>) {
     let (now, _) = s.list(prefix).await.unwrap();
     let now: BTreeMap<String, Vec<u8>> = now.into_iter().map(|kv| (kv.key, kv.value)).collect();
     assert_eq!(state, now);
+}
+
+/// A watcher replaying a long history (longer than one read or one etcd response) while new
+/// writes keep arriving live must stitch the two together without a gap or a duplicate.
+async fn long_replay_while_writes_continue(s: Arc<dyn Store>) {
+    let prefix = "/registry/pods/";
+    let start = s.current_revision().await.unwrap();
+    // Another watcher first, so live delivery is already running when the replay starts.
+    let _other = s.watch("/registry/nodes/", start).await.unwrap();
+    let acked: Arc<Mutex<Vec<Revision>>> = Arc::default();
+    let history = futures::future::join_all((0..16).map(|t| {
+        let (s, acked) = (s.clone(), acked.clone());
+        async move {
+            for i in 0..150 {
+                let rev = s
+                    .create(&format!("/registry/pods/h{t}/{i}"), json(i))
+                    .await
+                    .unwrap();
+                acked.lock().unwrap().push(rev);
+            }
+        }
+    }));
+    history.await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let live: Vec<_> = (0..4)
+        .map(|t| {
+            let (s, acked, stop) = (s.clone(), acked.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let rev = s
+                        .create(&format!("/registry/pods/l{t}/{i}"), json(i))
+                        .await
+                        .unwrap();
+                    acked.lock().unwrap().push(rev);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    // Live writes are flowing; now replay 2,400 events of history.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut w = s.watch(prefix, start).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in live {
+        t.await.unwrap();
+    }
+    let mut expected = acked.lock().unwrap().clone();
+    expected.sort_unstable();
+    let got = next_events(&mut w, expected.len()).await;
+    let got: Vec<Revision> = got.iter().map(|e| e.revision).collect();
+    if got != expected {
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|r| !got.contains(r))
+            .take(10)
+            .collect();
+        panic!(
+            "replay+live differs from the acknowledged writes: {} events, {} expected, first \
+             missing {missing:?}",
+            got.len(),
+            expected.len()
+        );
+    }
+    assert_quiet(&mut w).await;
 }
 
 async fn watch_from_compacted_revision_is_gone(s: Arc<dyn Store>) {
