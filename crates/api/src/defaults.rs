@@ -75,6 +75,8 @@ pub fn default_service(svc: &mut Service) {
 }
 
 pub fn default_pod(pod: &mut Pod) {
+    // A new pod is Pending until a node agent reports otherwise, as Kubernetes sets it.
+    set_if_empty(&mut pod.status.phase, "Pending");
     let spec = &mut pod.spec;
     set_if_empty(&mut spec.restart_policy, "Always");
     set_if_empty(&mut spec.dns_policy, "ClusterFirst");
