@@ -18,7 +18,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{
@@ -72,8 +72,15 @@ impl Default for EtcdOptions {
 pub struct EtcdStore {
     conn: Conn,
     watch_buffer: usize,
-    /// Started by the first watch.
-    hub: OnceLock<Hub>,
+    hub: Mutex<HubState>,
+}
+
+enum HubState {
+    /// No watch yet: the hub starts with the first one.
+    Idle,
+    Running(Hub),
+    /// `close` was called: every call fails.
+    Closed,
 }
 
 /// What every etcd call needs; cheap to clone (the client shares one channel).
@@ -132,10 +139,16 @@ enum HubMsg {
 impl Drop for EtcdStore {
     fn drop(&mut self) {
         // Ends the shared watch; watchers on it see the channel close and end too.
-        if let Some(hub) = self.hub.get() {
+        if let HubState::Running(hub) = &*lock(&self.hub) {
             hub.task.abort();
         }
     }
+}
+
+/// A poisoned lock only means a thread panicked while holding it; the state it guards is
+/// replaced whole, so it is still consistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn etcd_err(context: impl std::fmt::Display) -> impl FnOnce(etcd_client::Error) -> StoreError {
@@ -210,11 +223,18 @@ impl EtcdStore {
                 timeout: options.request_timeout,
             },
             watch_buffer: options.watch_buffer.max(1),
-            hub: OnceLock::new(),
+            hub: Mutex::new(HubState::Idle),
         };
         // The channel connects lazily; ask for something so a wrong endpoint fails here.
         store.current_revision().await?;
         Ok(store)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match *lock(&self.hub) {
+            HubState::Closed => Err(StoreError::Backend("store closed".into())),
+            _ => Ok(()),
+        }
     }
 
     fn full_key(&self, key: &str) -> Vec<u8> {
@@ -282,6 +302,7 @@ fn strip_prefix(prefix: &str, key: &[u8]) -> Result<String> {
 #[async_trait::async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        self.check_open()?;
         let mut kv = self.conn.client.kv_client();
         let resp = self
             .conn
@@ -291,6 +312,7 @@ impl Store for EtcdStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision)> {
+        self.check_open()?;
         let full = self.full_key(prefix);
         let end = prefix_range_end(&full);
         // etcd rejects an empty key; "\0" is the smallest non-empty one.
@@ -330,6 +352,7 @@ impl Store for EtcdStore {
     }
 
     async fn txn(&self, ops: Vec<Op>) -> Result<Revision> {
+        self.check_open()?;
         check_ops(&ops)?;
         if ops.is_empty() {
             return self.current_revision().await;
@@ -391,14 +414,20 @@ impl Store for EtcdStore {
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
-        let hub = self.hub.get_or_init(|| {
-            let (tx, _) = broadcast::channel(self.watch_buffer);
-            let task = tokio::spawn(run_hub(self.conn.clone(), tx.clone()));
-            Hub { tx, task }
-        });
         // Subscribe before anything else: the hub batches received from now on are the ones
         // the watcher may switch to.
-        let hub_rx = hub.tx.subscribe();
+        let hub_rx = {
+            let mut state = lock(&self.hub);
+            if let HubState::Idle = *state {
+                let (tx, _) = broadcast::channel(self.watch_buffer);
+                let task = tokio::spawn(run_hub(self.conn.clone(), tx.clone()));
+                *state = HubState::Running(Hub { tx, task });
+            }
+            match &*state {
+                HubState::Running(hub) => hub.tx.subscribe(),
+                _ => return Err(StoreError::Backend("store closed".into())),
+            }
+        };
         // Opened here rather than in the task so that an unreachable etcd fails this call.
         let private = PrivateWatch::open(&self.conn, after).await?;
         let (tx, rx) = mpsc::channel(WATCH_CHANNEL);
@@ -413,10 +442,24 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
+        self.check_open()?;
         self.conn.current_revision().await
     }
 
+    /// Stops the shared watch (so every watch stream ends) and fails later calls. The etcd
+    /// data is untouched, and writes already answered were committed by etcd.
+    async fn close(&self) -> Result<()> {
+        let previous = std::mem::replace(&mut *lock(&self.hub), HubState::Closed);
+        if let HubState::Running(hub) = previous {
+            hub.task.abort();
+            // Dropping the last sender tells every watcher that the store is gone.
+            drop(hub.tx);
+        }
+        Ok(())
+    }
+
     async fn compact(&self, revision: Revision) -> Result<()> {
+        self.check_open()?;
         if revision == 0 {
             return Ok(());
         }
@@ -662,7 +705,7 @@ impl Watch {
             if let Some(first) = &held {
                 // The private watch covers (after, last], the hub [first revision, ...): when
                 // they touch, nothing is missing.
-                if true {
+                if first.first().is_none_or(|e| self.last + 1 >= e.revision) {
                     return held;
                 }
             }

@@ -343,6 +343,8 @@ impl Store for RedbStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
+        // Fails after close like every other call.
+        self.db()?;
         Ok(self.counters.revision.load(Ordering::Acquire))
     }
 

@@ -87,6 +87,7 @@ backend_tests!(
     compact_edge_cases,
     hundred_watchers_each_see_every_event,
     concurrent_writers_get_distinct_revisions_and_correct_conflicts,
+    close_ends_watches_and_fails_later_calls,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -546,6 +547,19 @@ async fn list_then_watch_has_no_gap_under_concurrent_writes(s: Arc<dyn Store>) {
         "exactly the acknowledged writes after the list, in order"
     );
     assert_quiet(&mut w).await;
+    let mut everything: Vec<Revision> = acked
+        .iter()
+        .filter(|(_, ours)| *ours)
+        .map(|(r, _)| *r)
+        .collect();
+    everything.sort_unstable();
+    let replayed = next_events(&mut from_start, everything.len()).await;
+    let replayed: Vec<Revision> = replayed.iter().map(|e| e.revision).collect();
+    assert_eq!(
+        replayed, everything,
+        "history then live, no gap, no duplicate"
+    );
+    assert_quiet(&mut from_start).await;
 
     // list + events == the state now.
     let mut state: BTreeMap<String, Vec<u8>> =
@@ -768,6 +782,37 @@ async fn concurrent_writers_get_distinct_revisions_and_correct_conflicts(s: Arc<
         }
     }
     assert_eq!(s.get(key).await.unwrap().unwrap().mod_revision, winners[0]);
+}
+
+async fn close_ends_watches_and_fails_later_calls(s: Arc<dyn Store>) {
+    let start = s.current_revision().await.unwrap();
+    let mut live = s.watch("/a/", start).await.unwrap();
+    let r = s.create("/a/1", b"1".to_vec()).await.unwrap();
+    assert_eq!(next_events(&mut live, 1).await[0].revision, r);
+    // One still catching up (no event delivered yet) must end too.
+    let fresh = s.watch("/b/", r).await.unwrap();
+    s.close().await.unwrap();
+    for w in [live, fresh] {
+        let rest = tokio::time::timeout(WAIT, w.collect::<Vec<_>>())
+            .await
+            .expect("watch streams end when the store closes");
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+    assert!(matches!(
+        s.create("/a/2", vec![]).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(s.get("/a/1").await, Err(StoreError::Backend(_))));
+    assert!(matches!(s.list("/a/").await, Err(StoreError::Backend(_))));
+    assert!(matches!(
+        s.watch("/a/", r).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        s.current_revision().await,
+        Err(StoreError::Backend(_))
+    ));
+    s.close().await.unwrap(); // twice is fine
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1118,4 +1163,21 @@ async fn etcd_watch_survives_etcd_restart() {
         assert_eq!(got.iter().map(|e| e.revision).collect::<Vec<_>>(), revs);
         assert_quiet(w).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_watch_ends_when_the_store_is_dropped() {
+    let Some(etcd) = EtcdProcess::start() else {
+        return;
+    };
+    let s = etcd.connect("/weft").await.unwrap();
+    let start = s.current_revision().await.unwrap();
+    let mut w = s.watch("/", start).await.unwrap();
+    s.create("/a", b"1".to_vec()).await.unwrap();
+    next_events(&mut w, 1).await;
+    drop(s);
+    let rest = tokio::time::timeout(WAIT, w.collect::<Vec<_>>())
+        .await
+        .expect("the stream must end once the store is gone");
+    assert!(rest.is_empty(), "{rest:?}");
 }
