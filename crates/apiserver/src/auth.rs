@@ -93,6 +93,16 @@ impl Authenticator {
         }
     }
 
+    /// The token of `user` (the API server uses a node's own token to reach its agent).
+    pub fn token_of(&self, user: &str) -> Option<String> {
+        read_file(&self.path)
+            .ok()?
+            .tokens
+            .into_iter()
+            .find(|t| t.user == user)
+            .map(|t| t.token)
+    }
+
     /// The user a bearer token belongs to, re-reading the token file if it changed.
     pub fn authenticate(&self, token: &str) -> Option<User> {
         let mtime = std::fs::metadata(&self.path)

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod keys;
+pub mod logs;
 pub mod pki;
 pub mod registry;
 pub mod rest;

@@ -395,12 +395,17 @@ async fn item(
                 &json!(weft_api::Status::success()),
             ));
         }
-        Some("log") if *info == POD => {
-            return Err(ApiError::NotFound {
-                message: format!(
-                    "logs of pod \"{name}\" are served by its node agent, and none serves them"
-                ),
-            })
+        Some("log") if *info == POD && *method == Method::GET => {
+            let follow = matches!(params.get("follow").map(String::as_str), Some("true" | "1"));
+            return crate::logs::pod_log(
+                registry,
+                &state.auth,
+                namespace.unwrap_or("default"),
+                name,
+                params.get("container").map(String::as_str),
+                follow,
+            )
+            .await;
         }
         Some(other) => {
             return Err(ApiError::NotFound {

@@ -391,12 +391,36 @@ impl Client {
         name: &str,
         patch: &Value,
     ) -> Result<Value> {
+        self.patch_merge_at(info, namespace, name, None, patch)
+            .await
+    }
+
+    /// Applies a JSON merge patch to the named object's `status` subresource.
+    pub async fn patch_status_merge(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Value> {
+        self.patch_merge_at(info, namespace, name, Some("status"), patch)
+            .await
+    }
+
+    async fn patch_merge_at(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        patch: &Value,
+    ) -> Result<Value> {
         let ns = Self::item_namespace(info, namespace, None)?;
         let bytes = serde_json::to_vec(patch)
             .map_err(|e| ClientError::InvalidRequest(format!("encoding patch: {e}")))?;
         self.json(
             Method::PATCH,
-            self.url(info, ns, Some(name), None),
+            self.url(info, ns, Some(name), subresource),
             Some(("application/merge-patch+json", bytes)),
         )
         .await

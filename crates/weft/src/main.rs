@@ -1,5 +1,5 @@
-//! `weft`: every Weft daemon in one binary. `weft apiserver`, `weft token`, and (as they
-//! land) `weft node`, `weft proxy`, `weft dns`, `weft router`.
+//! `weft`: every Weft daemon in one binary: `weft apiserver`, `weft node`, `weft token`,
+//! `weft echo-server`, and (as they land) `weft proxy`, `weft dns`, `weft router`.
 
 mod cmd;
 
@@ -23,11 +23,23 @@ struct Cli {
 enum Command {
     /// Run the API server.
     Apiserver(cmd::apiserver::Args),
+    /// Run the node agent: overlay, pod networks, pods.
+    Node(cmd::node::Args),
     /// Manage API tokens (e.g. a node agent's).
     Token(cmd::token::Args),
+    /// A tiny HTTP server for testing pod networking (like agnhost netexec).
+    EchoServer(cmd::echo_server::Args),
 }
 
 fn main() -> std::process::ExitCode {
+    // The container launcher changes namespaces, which only works in a single-threaded
+    // process: it must run before anything (clap, tracing, tokio) starts threads.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == weft_agent::pod_exec::SUBCOMMAND)
+    {
+        weft_agent::pod_exec_main(std::env::args_os().skip(2));
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -46,7 +58,9 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Apiserver(args) => cmd::apiserver::run(args).await,
+            Command::Node(args) => cmd::node::run(args).await,
             Command::Token(args) => cmd::token::run(args),
+            Command::EchoServer(args) => cmd::echo_server::run(args).await,
         }
     });
     match result {

@@ -1,2 +1,4 @@
 pub mod apiserver;
+pub mod echo_server;
+pub mod node;
 pub mod token;
