@@ -152,6 +152,31 @@ fn default_sans(advertise: IpAddr, extra: &[String]) -> Vec<String> {
     sans
 }
 
+/// Revisions of history kept for watches that resume (as redb keeps by default).
+const HISTORY_KEPT: u64 = 100_000;
+
+async fn compact_periodically(
+    store: Arc<dyn Store>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match store.current_revision().await {
+            Ok(rev) if rev > HISTORY_KEPT => {
+                if let Err(e) = store.compact(rev - HISTORY_KEPT).await {
+                    tracing::warn!(error = %e, "compacting the store's history failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the store revision failed"),
+        }
+    }
+}
+
 /// Opens the store, bootstraps built-in objects, writes credentials and starts serving.
 pub async fn start(config: Config) -> Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
@@ -211,6 +236,13 @@ pub async fn start(config: Config) -> Result<Running> {
         config.controllers.clone(),
         shutdown_rx.clone(),
     );
+    if matches!(config.store, StoreBackend::Etcd { .. }) {
+        // redb trims its own history; etcd keeps every revision until told otherwise.
+        tokio::spawn(compact_periodically(
+            registry.store().clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     let router = rest::router(state);
     tracing::info!(%url, data_dir = %config.data_dir.display(), "API server listening");
     let task = tokio::spawn(server::serve(listener, router, tls, shutdown_rx));
