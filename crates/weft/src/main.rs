@@ -1,5 +1,5 @@
 //! `weft`: every Weft daemon in one binary: `weft apiserver`, `weft node`, `weft token`,
-//! `weft echo-server`, and (as they land) `weft proxy`, `weft dns`, `weft router`.
+//! `weft dns`, `weft echo-server`, and (as they land) `weft proxy` and `weft router`.
 
 mod cmd;
 
@@ -25,6 +25,8 @@ enum Command {
     Apiserver(cmd::apiserver::Args),
     /// Run the node agent: overlay, pod networks, pods.
     Node(cmd::node::Args),
+    /// Serve cluster DNS (the Kubernetes DNS specification) from the API's objects.
+    Dns(cmd::dns::Args),
     /// Manage API tokens (e.g. a node agent's).
     Token(cmd::token::Args),
     /// A tiny HTTP server for testing pod networking (like agnhost netexec).
@@ -59,6 +61,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Apiserver(args) => cmd::apiserver::run(args).await,
             Command::Node(args) => cmd::node::run(args).await,
+            Command::Dns(args) => cmd::dns::run(args).await,
             Command::Token(args) => cmd::token::run(args),
             Command::EchoServer(args) => cmd::echo_server::run(args).await,
         }

@@ -1,4 +1,5 @@
 pub mod apiserver;
+pub mod dns;
 pub mod echo_server;
 pub mod node;
 pub mod token;
