@@ -1,0 +1,192 @@
+//! Benchmark of the nftables backend (reports, asserts nothing). Needs root; works in a
+//! throwaway network namespace it deletes at the end.
+//!
+//! ```sh
+//! cargo run --release -p weft-proxy --example nft-bench            # 10,000 Services
+//! cargo run --release -p weft-proxy --example nft-bench -- 2000    # a smaller full sync
+//! ```
+//!
+//! 1. Full sync of N Services × 10 endpoints into an empty table, beside `nft -f` of the
+//!    very same ruleset file (the floor any nft-based proxy has): the ratio is our cost.
+//! 2. Time to apply one Service change (one endpoint removed, then added back) at 100,
+//!    1,000 and 10,000 Services: the incremental transaction only.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use weft_api::core::{
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Service, ServicePort,
+};
+use weft_netlink::netns;
+use weft_proxy::nftables::full_script;
+use weft_proxy::{NftConfig, NftProxy, NodeContext, ProxyBackend, ServiceTable};
+
+const ENDPOINTS: usize = 10;
+
+fn objects(n: usize) -> (Vec<Service>, Vec<Endpoints>) {
+    let mut services = Vec::with_capacity(n);
+    let mut endpoints = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = format!("svc-{i}");
+        let mut s = Service::default();
+        s.metadata.name = name.clone();
+        s.metadata.namespace = Some("bench".into());
+        s.spec.cluster_ip = format!("10.96.{}.{}", i / 250, i % 250 + 1);
+        s.spec.ports = vec![ServicePort {
+            name: "http".into(),
+            protocol: "TCP".into(),
+            port: 80,
+            ..Default::default()
+        }];
+        services.push(s);
+        let mut e = Endpoints::default();
+        e.metadata.name = name;
+        e.metadata.namespace = Some("bench".into());
+        e.subsets.push(EndpointSubset {
+            addresses: (0..ENDPOINTS)
+                .map(|j| {
+                    let k = i * ENDPOINTS + j;
+                    EndpointAddress {
+                        ip: format!("10.{}.{}.{}", 128 + k / 62500, (k / 250) % 250, k % 250 + 1),
+                        node_name: Some(format!("node-{}", j % 3)),
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+            ports: vec![EndpointPort {
+                name: "http".into(),
+                port: 8080,
+                protocol: "TCP".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        endpoints.push(e);
+    }
+    (services, endpoints)
+}
+
+fn node() -> NodeContext {
+    NodeContext {
+        node_name: "node-0".into(),
+        addresses: vec!["192.168.77.1".parse().expect("ip")],
+        nodeport_addresses: Vec::new(),
+    }
+}
+
+fn build(n: usize) -> (Vec<Service>, Vec<Endpoints>, ServiceTable) {
+    let (s, e) = objects(n);
+    let t = ServiceTable::build(&s, &e, &node());
+    (s, e, t)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = netns::delete(&self.0) {
+            eprintln!("deleting {}: {e}", self.0);
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let full_n: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let ns = Netns(format!("wpx-bench-{}", std::process::id()));
+    netns::create(&ns.0)?;
+    let cfg = NftConfig {
+        cluster_cidr: Some("10.128.0.0/9".parse()?),
+        netns: Some(ns.0.clone()),
+    };
+    let mut proxy = NftProxy::new(cfg.clone());
+
+    // 1. Full sync versus nft -f of the same ruleset.
+    let start = Instant::now();
+    let (_, _, table) = build(full_n);
+    let built = start.elapsed();
+    let start = Instant::now();
+    let stats = proxy.sync(&table).await?;
+    let sync = start.elapsed();
+    let script = full_script(&table, &cfg);
+    let file = std::env::temp_dir().join(format!("wpx-bench-{}.nft", std::process::id()));
+    std::fs::write(&file, &script.text)?;
+    proxy.cleanup().await?;
+    let start = Instant::now();
+    let status = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "nft", "-f"])
+        .arg(&file)
+        .status()?;
+    let raw = start.elapsed();
+    // NFT_BENCH_KEEP=1 keeps the ruleset file for experiments with nft itself.
+    if std::env::var_os("NFT_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_file(&file);
+    } else {
+        println!("ruleset kept in {}", file.display());
+    }
+    if !status.success() {
+        return Err("nft -f of the generated ruleset failed".into());
+    }
+    println!(
+        "full sync, {full_n} Services x {ENDPOINTS} endpoints ({} chains, {:.1} MB script):",
+        stats.chains_added,
+        script.text.len() as f64 / 1e6
+    );
+    println!("  table from objects    {}", secs(built));
+    println!("  weft-proxy sync       {}", secs(sync));
+    println!("  nft -f same ruleset   {}", secs(raw));
+    println!(
+        "  ratio sync / nft -f   {:.2}",
+        sync.as_secs_f64() / raw.as_secs_f64()
+    );
+
+    // 2. One Service change at growing sizes.
+    println!("one Service change (one endpoint removed or added back), median of 10:");
+    for n in [100, 1_000, 10_000] {
+        let mut proxy = NftProxy::new(cfg.clone());
+        proxy.cleanup().await?;
+        let (services, mut endpoints, table) = build(n);
+        proxy.sync(&table).await?;
+        let full = endpoints[n / 2].subsets[0].addresses.clone();
+        let mut times = Vec::new();
+        let mut applies = Vec::new();
+        for round in 0..10 {
+            let addrs = &mut endpoints[n / 2].subsets[0].addresses;
+            if round % 2 == 0 {
+                addrs.pop();
+            } else {
+                *addrs = full.clone();
+            }
+            let start = Instant::now();
+            let table = ServiceTable::build(&services, &endpoints, &node());
+            let stats = proxy.sync(&table).await?;
+            times.push(start.elapsed());
+            applies.push(stats.elapsed);
+            assert!(!stats.full && stats.services_touched == 1);
+        }
+        println!(
+            "  {n:>6} Services: {} total (table rebuild, diff, nft); of which sync {}",
+            ms(median(times)),
+            ms(median(applies))
+        );
+    }
+    proxy.cleanup().await?;
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Weft's service proxy: the desired [`ServiceTable`] computed from Services and Endpoints
+//! (pure, in [`table`]), and backends that program it into the kernel behind
+//! [`ProxyBackend`]. The nftables backend ([`NftProxy`]) works on any kernel with nftables;
+//! an IPVS backend can implement the same trait.
+//!
+//! ```no_run
+//! # async fn demo(services: Vec<weft_api::core::Service>,
+//! #               endpoints: Vec<weft_api::core::Endpoints>) -> weft_proxy::Result<()> {
+//! use weft_proxy::{NftConfig, NftProxy, NodeContext, ProxyBackend, ServiceTable};
+//!
+//! let node = NodeContext {
+//!     node_name: "node-1".into(),
+//!     addresses: vec!["192.168.56.11".parse().unwrap()],
+//!     nodeport_addresses: vec![], // every node address
+//! };
+//! let mut backend = NftProxy::new(NftConfig {
+//!     cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
+//!     netns: None,
+//! });
+//! // On every informer change (debounced): recompute, sync. The first sync reconciles
+//! // against what the kernel already holds; later ones send only the changed Services.
+//! let table = ServiceTable::build(&services, &endpoints, &node);
+//! for p in &table.problems {
+//!     eprintln!("service {}: {}", p.service, p.message);
+//! }
+//! let stats = backend.sync(&table).await?;
+//! println!("{stats:?}");
+//! // `weft proxy --cleanup`:
+//! backend.cleanup().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod nftables;
+pub mod table;
+
+pub use nftables::{NftConfig, NftProxy};
+pub use table::{
+    diff, Changes, Endpoint, NodeContext, Problem, Protocol, ServicePortName, ServiceTable,
+    VirtualService,
+};
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("running {command}: {message}")]
+    Command { command: String, message: String },
+    #[error("{command} failed: {stderr}")]
+    Failed { command: String, stderr: String },
+    #[error("reading the kernel's table: {0}")]
+    Parse(String),
+}
+
+pub type Result<T, E = ProxyError> = std::result::Result<T, E>;
+
+/// What one [`ProxyBackend::sync`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// True when the kernel's state was read and reconciled (first sync, or after a failed
+    /// one), false for an incremental sync from the previous table.
+    pub full: bool,
+    /// Service ports added, changed or removed.
+    pub services_touched: usize,
+    pub chains_added: usize,
+    pub chains_rewritten: usize,
+    pub chains_deleted: usize,
+    pub elements_added: usize,
+    pub elements_deleted: usize,
+    /// Size of the transaction sent to the kernel (0: nothing to do).
+    pub script_bytes: usize,
+    pub elapsed: Duration,
+}
+
+/// A kernel backend of the service proxy.
+#[async_trait::async_trait]
+pub trait ProxyBackend: Send {
+    /// Makes the kernel hold `desired`, changing only what differs. The first call (and
+    /// the first after a failure) reads the kernel's state instead of trusting memory, so a
+    /// restarted proxy changes nothing that is already right.
+    async fn sync(&mut self, desired: &ServiceTable) -> Result<SyncStats>;
+    /// Removes everything this backend installed (`kube-proxy --cleanup`).
+    async fn cleanup(&mut self) -> Result<()>;
+}

@@ -1,0 +1,213 @@
+//! Talking to nftables through the `nft` command: applying a script as one transaction and
+//! reading our table back (`nft -j list table`) into [`Objects`].
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use super::render::{HASH_PREFIX, NODEPORT_IPS, SERVICE_IPS, SERVICE_NODEPORTS, TABLE};
+use super::script::Objects;
+use crate::{ProxyError, Result};
+
+/// Runs `nft ARGS` (inside the named netns through `ip netns exec` when given), feeding
+/// `stdin`; returns stdout.
+pub async fn nft(netns: Option<&str>, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = tokio::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "nft"]);
+            c
+        }
+        None => tokio::process::Command::new("nft"),
+    };
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let command = format!("nft {}", args.join(" "));
+    let err = |e: std::io::Error| ProxyError::Command {
+        command: command.clone(),
+        message: e.to_string(),
+    };
+    let mut child = cmd.spawn().map_err(err)?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).await.map_err(err)?;
+        // Dropping the pipe closes it: nft reads to end of file.
+    }
+    let out = child.wait_with_output().await.map_err(err)?;
+    if !out.status.success() {
+        return Err(ProxyError::Failed {
+            command,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// True for nft's "the table is not there" error.
+pub fn is_missing(err: &ProxyError) -> bool {
+    matches!(err, ProxyError::Failed { stderr, .. } if stderr.contains("No such file or directory"))
+}
+
+/// What our table holds; `None` when it does not exist.
+pub async fn read(netns: Option<&str>) -> Result<Option<Objects>> {
+    match nft(netns, &["-j", "list", "table", "ip", TABLE], None).await {
+        Ok(json) => parse(&json).map(Some),
+        Err(e) if is_missing(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses `nft -j list table ip weft-proxy`.
+pub fn parse(json: &str) -> Result<Objects> {
+    let doc: Value =
+        serde_json::from_str(json).map_err(|e| ProxyError::Parse(format!("not JSON: {e}")))?;
+    let items = doc
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ProxyError::Parse("no \"nftables\" array".into()))?;
+    let mut objects = Objects {
+        nodeport_ips: Some(BTreeSet::new()),
+        ..Default::default()
+    };
+    for item in items {
+        if let Some(chain) = item.get("chain") {
+            let name = str_field(chain, "name")?;
+            // A chain without our hash comment is rewritten on the next sync.
+            objects.chains.entry(name).or_default();
+        } else if let Some(rule) = item.get("rule") {
+            let chain = str_field(rule, "chain")?;
+            if let Some(hash) = rule
+                .get("comment")
+                .and_then(Value::as_str)
+                .and_then(|c| c.strip_prefix(HASH_PREFIX))
+            {
+                objects.chains.insert(chain, hash.to_string());
+            }
+        } else if let Some(map) = item.get("map") {
+            let name = str_field(map, "name")?;
+            let target = match name.as_str() {
+                SERVICE_IPS => &mut objects.service_ips,
+                SERVICE_NODEPORTS => &mut objects.nodeports,
+                _ => continue,
+            };
+            for elem in map
+                .get("elem")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (key, verdict) = match elem.as_array().map(Vec::as_slice) {
+                    Some([k, v]) => (k, v),
+                    _ => return Err(ProxyError::Parse(format!("map {name}: element {elem}"))),
+                };
+                let chain = ["goto", "jump"]
+                    .iter()
+                    .find_map(|v| verdict.get(v)?.get("target")?.as_str())
+                    .ok_or_else(|| ProxyError::Parse(format!("map {name}: verdict {verdict}")))?;
+                target.insert(key_text(key)?, chain.to_string());
+            }
+        } else if let Some(set) = item.get("set") {
+            let name = str_field(set, "name")?;
+            if name == NODEPORT_IPS {
+                let ips = objects.nodeport_ips.get_or_insert_with(BTreeSet::new);
+                for elem in set
+                    .get("elem")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let ip = elem
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| ProxyError::Parse(format!("set {name}: element {elem}")))?;
+                    ips.insert(ip);
+                }
+            } else if name.starts_with("affinity-") {
+                let timeout = set
+                    .get("timeout")
+                    .and_then(Value::as_u64)
+                    .and_then(|t| u32::try_from(t).ok())
+                    .unwrap_or(0);
+                objects.sets.insert(name, timeout);
+            }
+        }
+    }
+    Ok(objects)
+}
+
+fn str_field(v: &Value, field: &str) -> Result<String> {
+    v.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ProxyError::Parse(format!("no {field:?} in {v}")))
+}
+
+/// A map key as our scripts spell it: `10.96.0.1 . tcp . 80`.
+fn key_text(key: &Value) -> Result<String> {
+    let parts: Vec<&Value> = match key.get("concat").and_then(Value::as_array) {
+        Some(parts) => parts.iter().collect(),
+        None => vec![key],
+    };
+    let words: Result<Vec<String>> = parts
+        .into_iter()
+        .map(|p| match p {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            other => Err(ProxyError::Parse(format!("map key part {other}"))),
+        })
+        .collect();
+    Ok(words?.join(" . "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_listing() {
+        let json = r#"{"nftables": [
+          {"metainfo": {"version": "1.0.6"}},
+          {"table": {"family": "ip", "name": "weft-proxy", "handle": 1}},
+          {"map": {"family": "ip", "name": "service-ips", "table": "weft-proxy",
+            "type": ["ipv4_addr", "inet_proto", "inet_service"], "map": "verdict",
+            "elem": [[{"concat": ["10.96.0.1", "tcp", 80]}, {"goto": {"target": "service-a"}}]]}},
+          {"map": {"family": "ip", "name": "service-nodeports", "table": "weft-proxy",
+            "type": ["inet_proto", "inet_service"], "map": "verdict",
+            "elem": [[{"concat": ["udp", 30053]}, {"goto": {"target": "external-a"}}]]}},
+          {"set": {"family": "ip", "name": "nodeport-ips", "table": "weft-proxy",
+            "type": "ipv4_addr", "elem": ["192.168.56.11"]}},
+          {"set": {"family": "ip", "name": "affinity-x", "table": "weft-proxy",
+            "type": "ipv4_addr", "flags": ["timeout"], "timeout": 60}},
+          {"chain": {"family": "ip", "table": "weft-proxy", "name": "service-a", "handle": 3}},
+          {"chain": {"family": "ip", "table": "weft-proxy", "name": "stray", "handle": 4}},
+          {"rule": {"family": "ip", "table": "weft-proxy", "chain": "service-a", "handle": 5,
+            "comment": "weft:00ff", "expr": []}}
+        ]}"#;
+        let o = parse(json).expect("parses");
+        assert_eq!(o.service_ips["10.96.0.1 . tcp . 80"], "service-a");
+        assert_eq!(o.nodeports["udp . 30053"], "external-a");
+        assert_eq!(o.sets["affinity-x"], 60);
+        assert_eq!(o.chains["service-a"], "00ff");
+        assert_eq!(o.chains["stray"], "");
+        assert_eq!(
+            o.nodeport_ips,
+            Some(["192.168.56.11".parse().unwrap()].into_iter().collect())
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse("nope").is_err());
+        assert!(parse("{}").is_err());
+        let bad = r#"{"nftables": [{"map": {"name": "service-ips", "elem": [[1]]}}]}"#;
+        assert!(parse(bad).is_err());
+    }
+}

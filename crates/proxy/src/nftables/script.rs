@@ -1,0 +1,223 @@
+//! One `nft -f -` transaction taking the kernel from what it holds ([`Objects`]) to what
+//! is wanted ([`Rendered`]): only differing chains, sets and map elements are written.
+//! The table itself is never flushed, so nothing unchanged is touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use super::render::{Rendered, HASH_PREFIX, NODEPORT_IPS, SERVICE_IPS, SERVICE_NODEPORTS, TABLE};
+
+/// What the kernel holds, reduced to what a diff needs: chains by content hash (from the
+/// comment on their last rule), sets, and map elements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Objects {
+    pub chains: BTreeMap<String, String>,
+    pub sets: BTreeMap<String, u32>,
+    pub service_ips: BTreeMap<String, String>,
+    pub nodeports: BTreeMap<String, String>,
+    /// None: not covered (leave the kernel's as it is).
+    pub nodeport_ips: Option<BTreeSet<Ipv4Addr>>,
+}
+
+impl Rendered {
+    /// What the kernel holds once this rendering is applied.
+    pub fn objects(&self) -> Objects {
+        Objects {
+            chains: self
+                .chains
+                .iter()
+                .map(|(n, c)| (n.clone(), c.hash()))
+                .collect(),
+            sets: self.sets.clone(),
+            service_ips: self.service_ips.clone(),
+            nodeports: self.nodeports.clone(),
+            nodeport_ips: self.nodeport_ips.clone(),
+        }
+    }
+}
+
+/// A generated transaction and what it does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Script {
+    pub text: String,
+    pub chains_added: usize,
+    pub chains_rewritten: usize,
+    pub chains_deleted: usize,
+    pub elements_added: usize,
+    pub elements_deleted: usize,
+}
+
+/// Elements per `add element` statement: large enough that nft parses few statements,
+/// small enough to keep lines readable in an error message.
+const ELEMENTS_PER_LINE: usize = 1000;
+
+/// The transaction from `have` to `want`. With `header`, the table, its maps and the
+/// nodeport address set are declared first (`add` is a no-op for existing ones), as a
+/// full sync needs when the table may not exist yet.
+pub fn generate(have: &Objects, want: &Rendered, header: bool) -> Script {
+    let mut s = Script::default();
+    let mut out = String::new();
+    let t = format!("ip {TABLE}");
+    if header {
+        let _ = writeln!(out, "add table {t}");
+        let _ = writeln!(
+            out,
+            "add map {t} {SERVICE_IPS} {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}"
+        );
+        let _ = writeln!(
+            out,
+            "add map {t} {SERVICE_NODEPORTS} {{ type inet_proto . inet_service : verdict ; }}"
+        );
+        let _ = writeln!(out, "add set {t} {NODEPORT_IPS} {{ type ipv4_addr ; }}");
+    }
+
+    // Sets and chains first, so rules and elements below may refer to them.
+    for (name, timeout) in &want.sets {
+        // Only existence matters: the timeout that counts is the one each `update` rule
+        // gives its elements (see render), so a set is never replaced.
+        if !have.sets.contains_key(name) {
+            let _ = writeln!(out, "{}", add_set(&t, name, *timeout));
+        }
+    }
+    let mut rules = String::new();
+    for (name, chain) in &want.chains {
+        let hash = chain.hash();
+        match have.chains.get(name) {
+            Some(h) if *h == hash => continue,
+            Some(_) => {
+                s.chains_rewritten += 1;
+                let _ = writeln!(out, "flush chain {t} {name}");
+            }
+            None => {
+                s.chains_added += 1;
+                match chain.hook {
+                    Some(hook) => {
+                        let _ = writeln!(out, "add chain {t} {name} {{ {hook} }}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "add chain {t} {name}");
+                    }
+                }
+            }
+        }
+        let last = chain.rules.len().saturating_sub(1);
+        for (i, rule) in chain.rules.iter().enumerate() {
+            let _ = write!(rules, "add rule {t} {name} {rule}");
+            if i == last {
+                let _ = write!(rules, " comment \"{HASH_PREFIX}{hash}\"");
+            }
+            rules.push('\n');
+        }
+    }
+    out.push_str(&rules);
+
+    elements(
+        &mut out,
+        &mut s,
+        &t,
+        SERVICE_IPS,
+        &have.service_ips,
+        &want.service_ips,
+    );
+    elements(
+        &mut out,
+        &mut s,
+        &t,
+        SERVICE_NODEPORTS,
+        &have.nodeports,
+        &want.nodeports,
+    );
+    if let Some(want_ips) = &want.nodeport_ips {
+        let empty = BTreeSet::new();
+        let have_ips = have.nodeport_ips.as_ref().unwrap_or(&empty);
+        let gone: Vec<String> = have_ips
+            .difference(want_ips)
+            .map(|ip| ip.to_string())
+            .collect();
+        let new: Vec<String> = want_ips
+            .difference(have_ips)
+            .map(|ip| ip.to_string())
+            .collect();
+        s.elements_deleted += gone.len();
+        s.elements_added += new.len();
+        batch(
+            &mut out,
+            &format!("delete element {t} {NODEPORT_IPS}"),
+            &gone,
+        );
+        batch(&mut out, &format!("add element {t} {NODEPORT_IPS}"), &new);
+    }
+
+    // Removed chains last, once nothing refers to them: flush them all first, since they
+    // may refer to each other (a service chain to its endpoint chains).
+    let gone: Vec<&String> = have
+        .chains
+        .keys()
+        .filter(|n| !want.chains.contains_key(*n))
+        .collect();
+    for name in &gone {
+        let _ = writeln!(out, "flush chain {t} {name}");
+    }
+    for name in &gone {
+        s.chains_deleted += 1;
+        let _ = writeln!(out, "delete chain {t} {name}");
+    }
+    for name in have.sets.keys().filter(|n| !want.sets.contains_key(*n)) {
+        let _ = writeln!(out, "delete set {t} {name}");
+    }
+    // Everything already as wanted: no transaction at all (not even the header's
+    // no-op declarations), so a restarted proxy leaves the kernel alone.
+    let set_changes = want.sets.keys().any(|n| !have.sets.contains_key(n))
+        || have.sets.keys().any(|n| !want.sets.contains_key(n));
+    if s.chains_added
+        + s.chains_rewritten
+        + s.chains_deleted
+        + s.elements_added
+        + s.elements_deleted
+        == 0
+        && !set_changes
+    {
+        out.clear();
+    }
+    s.text = out;
+    s
+}
+
+fn add_set(t: &str, name: &str, timeout: u32) -> String {
+    format!(
+        "add set {t} {name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}"
+    )
+}
+
+/// Map element changes: a key whose verdict changed is deleted and added again in the same
+/// transaction (an `add` of an existing key with another verdict fails).
+fn elements(
+    out: &mut String,
+    s: &mut Script,
+    t: &str,
+    map: &str,
+    have: &BTreeMap<String, String>,
+    want: &BTreeMap<String, String>,
+) {
+    let gone: Vec<String> = have
+        .iter()
+        .filter(|(k, v)| want.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let new: Vec<String> = want
+        .iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k} : goto {v}"))
+        .collect();
+    s.elements_deleted += gone.len();
+    s.elements_added += new.len();
+    batch(out, &format!("delete element {t} {map}"), &gone);
+    batch(out, &format!("add element {t} {map}"), &new);
+}
+
+fn batch(out: &mut String, command: &str, items: &[String]) {
+    for chunk in items.chunks(ELEMENTS_PER_LINE) {
+        let _ = writeln!(out, "{command} {{ {} }}", chunk.join(", "));
+    }
+}

@@ -1,0 +1,247 @@
+use super::render::Rendered;
+use super::script::{generate, Objects};
+use super::*;
+use crate::table::tests::{eps, svc};
+use crate::table::NodeContext;
+
+fn node() -> NodeContext {
+    NodeContext {
+        node_name: "node-1".into(),
+        addresses: vec!["192.168.56.11".parse().unwrap()],
+        nodeport_addresses: Vec::new(),
+    }
+}
+
+fn cfg() -> NftConfig {
+    NftConfig {
+        cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
+        netns: None,
+    }
+}
+
+/// Hashes vary with every rule wording change; the tests compare the rest exactly.
+fn unhashed(script: &str) -> String {
+    script
+        .lines()
+        .map(|l| match l.find("comment \"weft:") {
+            Some(i) => format!("{}comment \"weft:HASH\"", &l[..i]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn web(endpoints: &[(&str, &str)]) -> ServiceTable {
+    let mut np = svc("np", "10.96.0.30", &[("http", 80)]);
+    np.spec.type_ = "NodePort".into();
+    np.spec.ports[0].node_port = Some(30080);
+    np.spec.external_traffic_policy = "Local".into();
+    np.spec.session_affinity = "ClientIP".into();
+    ServiceTable::build(
+        &[svc("web", "10.96.0.20", &[("", 80)]), np],
+        &[
+            eps("web", endpoints, &[("", 8080)]),
+            eps("np", &[("10.244.1.5", "node-1")], &[("http", 8080)]),
+        ],
+        &node(),
+    )
+}
+
+fn two() -> ServiceTable {
+    web(&[("10.244.1.3", "node-1"), ("10.244.2.4", "node-2")])
+}
+
+#[test]
+fn full_script_for_a_small_table() {
+    let want = "\
+add table ip weft-proxy
+add map ip weft-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }
+add map ip weft-proxy service-nodeports { type inet_proto . inet_service : verdict ; }
+add set ip weft-proxy nodeport-ips { type ipv4_addr ; }
+add set ip weft-proxy affinity-default/np/tcp/http__10.244.1.5/8080 { type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; }
+add chain ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080
+add chain ip weft-proxy endpoint-default/web/tcp/___10.244.1.3/8080
+add chain ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080
+add chain ip weft-proxy external-default/np/tcp/http
+add chain ip weft-proxy mark-for-masquerade
+add chain ip weft-proxy nat-output { type nat hook output priority -100; policy accept; }
+add chain ip weft-proxy nat-postrouting { type nat hook postrouting priority 100; policy accept; }
+add chain ip weft-proxy nat-prerouting { type nat hook prerouting priority -100; policy accept; }
+add chain ip weft-proxy service-default/np/tcp/http
+add chain ip weft-proxy service-default/web/tcp/_
+add chain ip weft-proxy services
+add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 ip saddr 10.244.1.5 jump mark-for-masquerade
+add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 update @affinity-default/np/tcp/http__10.244.1.5/8080 { ip saddr timeout 10800s }
+add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 meta l4proto tcp dnat to 10.244.1.5:8080 comment \"weft:HASH\"
+add rule ip weft-proxy endpoint-default/web/tcp/___10.244.1.3/8080 ip saddr 10.244.1.3 jump mark-for-masquerade
+add rule ip weft-proxy endpoint-default/web/tcp/___10.244.1.3/8080 meta l4proto tcp dnat to 10.244.1.3:8080 comment \"weft:HASH\"
+add rule ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080 ip saddr 10.244.2.4 jump mark-for-masquerade
+add rule ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080 meta l4proto tcp dnat to 10.244.2.4:8080 comment \"weft:HASH\"
+add rule ip weft-proxy external-default/np/tcp/http ip saddr @affinity-default/np/tcp/http__10.244.1.5/8080 goto endpoint-default/np/tcp/http__10.244.1.5/8080
+add rule ip weft-proxy external-default/np/tcp/http numgen inc mod 1 vmap { 0 : goto endpoint-default/np/tcp/http__10.244.1.5/8080 } comment \"weft:HASH\"
+add rule ip weft-proxy mark-for-masquerade meta mark set meta mark or 0x4000 comment \"weft:HASH\"
+add rule ip weft-proxy nat-output jump services comment \"weft:HASH\"
+add rule ip weft-proxy nat-postrouting meta mark & 0x4000 == 0 return
+add rule ip weft-proxy nat-postrouting meta mark set meta mark xor 0x4000
+add rule ip weft-proxy nat-postrouting masquerade fully-random comment \"weft:HASH\"
+add rule ip weft-proxy nat-prerouting jump services comment \"weft:HASH\"
+add rule ip weft-proxy service-default/np/tcp/http ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+add rule ip weft-proxy service-default/np/tcp/http ip saddr @affinity-default/np/tcp/http__10.244.1.5/8080 goto endpoint-default/np/tcp/http__10.244.1.5/8080
+add rule ip weft-proxy service-default/np/tcp/http numgen inc mod 1 vmap { 0 : goto endpoint-default/np/tcp/http__10.244.1.5/8080 } comment \"weft:HASH\"
+add rule ip weft-proxy service-default/web/tcp/_ ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+add rule ip weft-proxy service-default/web/tcp/_ numgen inc mod 2 vmap { 0 : goto endpoint-default/web/tcp/___10.244.1.3/8080, 1 : goto endpoint-default/web/tcp/___10.244.2.4/8080 } comment \"weft:HASH\"
+add rule ip weft-proxy services ip daddr . meta l4proto . th dport vmap @service-ips
+add rule ip weft-proxy services fib daddr type local ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports comment \"weft:HASH\"
+add element ip weft-proxy service-ips { 10.96.0.20 . tcp . 80 : goto service-default/web/tcp/_, 10.96.0.30 . tcp . 80 : goto service-default/np/tcp/http }
+add element ip weft-proxy service-nodeports { tcp . 30080 : goto external-default/np/tcp/http }
+add element ip weft-proxy nodeport-ips { 192.168.56.11 }";
+    let s = full_script(&two(), &cfg());
+    assert_eq!(unhashed(&s.text), want);
+    assert_eq!((s.chains_added, s.elements_added), (11, 4));
+}
+
+#[test]
+fn removing_an_endpoint_touches_only_that_service() {
+    let one = web(&[("10.244.1.3", "node-1")]);
+    let s = incremental_script(&two(), &one, &cfg());
+    let want = "\
+flush chain ip weft-proxy service-default/web/tcp/_
+add rule ip weft-proxy service-default/web/tcp/_ ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+add rule ip weft-proxy service-default/web/tcp/_ numgen inc mod 1 vmap { 0 : goto endpoint-default/web/tcp/___10.244.1.3/8080 } comment \"weft:HASH\"
+flush chain ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080
+delete chain ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080";
+    assert_eq!(unhashed(&s.text), want);
+    assert_eq!((s.chains_rewritten, s.chains_deleted), (1, 1));
+    assert_eq!((s.elements_added, s.elements_deleted), (0, 0));
+    // And back.
+    let s = incremental_script(&one, &two(), &cfg());
+    assert!(s
+        .text
+        .contains("add chain ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080\n"));
+    assert!(!s.text.contains("np/"), "{}", s.text);
+}
+
+#[test]
+fn removing_a_service_deletes_its_elements_chains_and_sets() {
+    let mut only_web = two();
+    only_web.services.retain(|k, _| k.name == "web");
+    let s = incremental_script(&two(), &only_web, &cfg());
+    let want = "\
+delete element ip weft-proxy service-ips { 10.96.0.30 . tcp . 80 }
+delete element ip weft-proxy service-nodeports { tcp . 30080 }
+flush chain ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080
+flush chain ip weft-proxy external-default/np/tcp/http
+flush chain ip weft-proxy service-default/np/tcp/http
+delete chain ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080
+delete chain ip weft-proxy external-default/np/tcp/http
+delete chain ip weft-proxy service-default/np/tcp/http
+delete set ip weft-proxy affinity-default/np/tcp/http__10.244.1.5/8080";
+    assert_eq!(s.text, want.to_string() + "\n");
+}
+
+#[test]
+fn a_new_cluster_ip_replaces_the_map_element() {
+    let mut moved = two();
+    for vs in moved.services.values_mut().filter(|v| v.name.name == "web") {
+        vs.cluster_ip = "10.96.0.99".parse().unwrap();
+    }
+    let s = incremental_script(&two(), &moved, &cfg());
+    assert_eq!(
+        s.text,
+        "delete element ip weft-proxy service-ips { 10.96.0.20 . tcp . 80 }\n\
+         add element ip weft-proxy service-ips { 10.96.0.99 . tcp . 80 : goto service-default/web/tcp/_ }\n"
+    );
+}
+
+#[test]
+fn node_address_changes_only_touch_the_address_set() {
+    let mut moved = two();
+    moved.node_addresses = vec!["192.168.56.12".parse().unwrap()];
+    let s = incremental_script(&two(), &moved, &cfg());
+    assert_eq!(
+        s.text,
+        "delete element ip weft-proxy nodeport-ips { 192.168.56.11 }\n\
+         add element ip weft-proxy nodeport-ips { 192.168.56.12 }\n"
+    );
+}
+
+#[test]
+fn nothing_changed_means_no_transaction() {
+    assert_eq!(incremental_script(&two(), &two(), &cfg()).text, "");
+    // A full sync against a kernel already holding the table: nothing either.
+    let want = render::full(&two(), &cfg());
+    assert_eq!(generate(&want.objects(), &want, true).text, "");
+}
+
+#[test]
+fn full_sync_repairs_only_what_differs_in_the_kernel() {
+    let want: Rendered = render::full(&two(), &cfg());
+    let mut have: Objects = want.objects();
+    have.chains
+        .insert("service-default/web/tcp/_".into(), "stale".into());
+    have.chains
+        .insert("service-default/gone/tcp/_".into(), String::new());
+    have.service_ips.insert(
+        "10.96.0.77 . udp . 53".into(),
+        "service-default/gone/tcp/_".into(),
+    );
+    let s = generate(&have, &want, true);
+    let body: Vec<&str> = s.text.lines().skip(4).collect();
+    assert_eq!(
+        body[0],
+        "flush chain ip weft-proxy service-default/web/tcp/_"
+    );
+    assert_eq!(
+        body[3],
+        "delete element ip weft-proxy service-ips { 10.96.0.77 . udp . 53 }"
+    );
+    assert_eq!(
+        body[4],
+        "flush chain ip weft-proxy service-default/gone/tcp/_"
+    );
+    assert_eq!(
+        body[5],
+        "delete chain ip weft-proxy service-default/gone/tcp/_"
+    );
+    assert_eq!(body.len(), 6, "{}", s.text);
+    assert_eq!(
+        (s.chains_rewritten, s.chains_deleted, s.elements_deleted),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn random_scheduler_and_no_endpoints() {
+    let mut t = two();
+    for vs in t.services.values_mut() {
+        vs.scheduler = "sh".into();
+    }
+    let s = full_script(&t, &cfg()).text;
+    assert!(s.contains("numgen random mod 2 vmap"), "{s}");
+    let empty = web(&[]);
+    let s = full_script(&empty, &NftConfig::default()).text;
+    assert!(
+        s.contains("add rule ip weft-proxy service-default/web/tcp/_ drop comment"),
+        "{s}"
+    );
+    assert!(
+        !s.contains("10.244.0.0/16"),
+        "no cluster CIDR, no rule using it"
+    );
+}
+
+#[test]
+fn a_new_affinity_timeout_rewrites_the_endpoint_chain_not_the_set() {
+    let mut longer = two();
+    for vs in longer.services.values_mut().filter(|v| v.name.name == "np") {
+        vs.affinity_timeout = Some(60);
+    }
+    let s = incremental_script(&two(), &longer, &cfg());
+    assert_eq!(
+        unhashed(&s.text),
+        "flush chain ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080
+add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 ip saddr 10.244.1.5 jump mark-for-masquerade
+add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 update @affinity-default/np/tcp/http__10.244.1.5/8080 { ip saddr timeout 60s }
+add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 meta l4proto tcp dnat to 10.244.1.5:8080 comment \"weft:HASH\""
+    );
+}
