@@ -295,6 +295,17 @@ impl Netlink {
             .await
     }
 
+    /// `ip link set DEV type bridge_slave hairpin on|off`: lets the bridge send a frame back
+    /// out the port it came in on, which a pod reaching itself through a Service VIP needs
+    /// (the kubelet's hairpin-veth mode).
+    pub async fn set_hairpin(&self, index: u32, on: bool) -> Result<()> {
+        // Port (slave) attributes are only applied by RTM_NEWLINK on an existing link, as
+        // `ip link set … type bridge_slave` sends it; RTM_SETLINK ignores them.
+        let message = rtnetlink::LinkBridgePort::new(index).hairpin(on).build();
+        self.ack(RouteNetlinkMessage::NewLink(message), 0, || by_index(index))
+            .await
+    }
+
     /// `ip link set DEV nomaster`.
     pub async fn set_nomaster(&self, index: u32) -> Result<()> {
         self.set(index, set_message(index).nocontroller().build())

@@ -59,6 +59,16 @@ async fn bridge_and_veth_with_one_end_in_another_namespace() {
     let shown = ip_in(ns.name(0), &["link", "show", "vethpod0"]);
     assert!(shown.contains("master weft0"), "{shown}");
     assert!(shown.contains(&format_mac(&mac)), "{shown}");
+    // Hairpin on the bridge port, as `bridge -d link` reports it.
+    host.set_hairpin(host_end.index, true)
+        .await
+        .expect("hairpin");
+    let ports = std::process::Command::new("bridge")
+        .args(["-n", ns.name(0), "-d", "link", "show", "dev", "vethpod0"])
+        .output()
+        .expect("bridge runs");
+    let ports = String::from_utf8_lossy(&ports.stdout);
+    assert!(ports.contains("hairpin on"), "{ports}");
 
     // Move the other end into the pod namespace and name it eth0 there.
     host.set_netns_by_path(pod_end.index, ns.path(1))

@@ -1,5 +1,5 @@
 //! `weft`: every Weft daemon in one binary: `weft apiserver`, `weft node`, `weft token`,
-//! `weft dns`, `weft echo-server`, and (as they land) `weft proxy` and `weft router`.
+//! `weft dns`, `weft proxy`, `weft echo-server`, and (as it lands) `weft router`.
 
 mod cmd;
 
@@ -27,6 +27,8 @@ enum Command {
     Node(cmd::node::Args),
     /// Serve cluster DNS (the Kubernetes DNS specification) from the API's objects.
     Dns(cmd::dns::Args),
+    /// Program Services' ClusterIPs and NodePorts into the kernel.
+    Proxy(cmd::proxy::Args),
     /// Manage API tokens (e.g. a node agent's).
     Token(cmd::token::Args),
     /// A tiny HTTP server for testing pod networking (like agnhost netexec).
@@ -62,6 +64,7 @@ fn main() -> std::process::ExitCode {
             Command::Apiserver(args) => cmd::apiserver::run(args).await,
             Command::Node(args) => cmd::node::run(args).await,
             Command::Dns(args) => cmd::dns::run(args).await,
+            Command::Proxy(args) => cmd::proxy::run(args).await,
             Command::Token(args) => cmd::token::run(args),
             Command::EchoServer(args) => cmd::echo_server::run(args).await,
         }

@@ -161,6 +161,10 @@ pub async fn setup(
     nl.set_master(host_end.index, host.bridge_index)
         .await
         .map_err(ctx(uid, "attaching the veth to the bridge"))?;
+    // A pod reaching itself through a Service VIP comes back out its own bridge port.
+    nl.set_hairpin(host_end.index, true)
+        .await
+        .map_err(ctx(uid, "enabling hairpin on the veth"))?;
     nl.set_up(host_end.index)
         .await
         .map_err(ctx(uid, "bringing the host veth up"))?;

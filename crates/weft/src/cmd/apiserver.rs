@@ -120,12 +120,7 @@ pub async fn run(args: Args) -> Result<()> {
         running.url,
         running.kubeconfig_path.display()
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
+    super::shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await
 }

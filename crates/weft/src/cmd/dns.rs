@@ -81,8 +81,7 @@ pub async fn run(args: Args) -> Result<()> {
             Some(_) = e_rx.recv() => {}
             Some(_) = p_rx.recv() => {}
             Some(_) = d_rx.recv() => {}
-            result = tokio::signal::ctrl_c() => {
-                result.context("waiting for Ctrl-C")?;
+            _ = super::shutdown_signal() => {
                 server.abort();
                 return Ok(());
             }

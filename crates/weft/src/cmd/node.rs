@@ -61,21 +61,6 @@ pub async fn run(args: Args) -> Result<()> {
         heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
         resync: Duration::from_secs(2),
     };
-    let shutdown = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!(error = %e, "no SIGTERM handler; stop with SIGINT");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
-    };
-    weft_agent::node::run(config, shutdown).await?;
+    weft_agent::node::run(config, super::shutdown_signal()).await?;
     Ok(())
 }
