@@ -215,7 +215,8 @@ async fn watch_latency(target: &Arc<Target>, args: &Args) -> Result<()> {
         .as_str()
         .unwrap_or("0")
         .to_string();
-    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    // (send stamp, receive time) of every delivery, in nanoseconds since the epoch.
+    let deliveries: Arc<Mutex<Vec<(u128, u128)>>> = Arc::default();
     let expected = (args.rate * args.seconds) as usize;
     let mut watchers = Vec::new();
     for _ in 0..args.watchers {
@@ -226,7 +227,7 @@ async fn watch_latency(target: &Arc<Target>, args: &Args) -> Result<()> {
             )
             .send()
             .await?;
-        let latencies = latencies.clone();
+        let deliveries = deliveries.clone();
         watchers.push(tokio::spawn(async move {
             let mut stream = resp.bytes_stream();
             let mut buffer: Vec<u8> = Vec::new();
@@ -252,12 +253,12 @@ async fn watch_latency(target: &Arc<Target>, args: &Args) -> Result<()> {
                             .take_while(char::is_ascii_digit)
                             .collect();
                         if let Ok(sent) = digits.parse::<u128>() {
-                            found.push(Duration::from_nanos(received.saturating_sub(sent) as u64));
+                            found.push((sent, received));
                         }
                     }
                 }
                 seen += found.len();
-                latencies
+                deliveries
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .extend(found);
@@ -273,44 +274,103 @@ async fn watch_latency(target: &Arc<Target>, args: &Args) -> Result<()> {
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
     let mut sent = 0usize;
     let mut inflight = futures::stream::FuturesUnordered::new();
+    // Send stamp → when the write was acknowledged.
+    let mut acked: std::collections::HashMap<u128, u128> = std::collections::HashMap::new();
     while sent < expected {
         let due = start + interval * sent as u32;
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
         let name = format!("pre-{}", sent % args.objects.max(1));
-        let patch = json!({"metadata": {"annotations": {"bench/sent": now_nanos().to_string()}}});
+        let stamp = now_nanos();
+        let patch = json!({"metadata": {"annotations": {"bench/sent": stamp.to_string()}}});
         let req = target
             .req(reqwest::Method::PATCH, &format!("{SVCS}/{name}"))
             .header("content-type", "application/merge-patch+json")
             .body(patch.to_string());
-        inflight.push(async move { req.send().await });
+        // Spawned, so every request runs on its own at once (a FuturesUnordered only makes
+        // progress while polled, which would hold requests back between sends).
+        inflight.push(tokio::spawn(async move { req.send().await.map(|r| (stamp, r.status(), now_nanos())) }));
         sent += 1;
         while inflight.len() > 64 {
             if let Some(r) = inflight.next().await {
-                r?;
+                let (stamp, status, at) = r??;
+                if !status.is_success() {
+                    bail!("write failed: {status}");
+                }
+                acked.insert(stamp, at);
             }
         }
     }
     while let Some(r) = inflight.next().await {
-        r?;
+        let (stamp, status, at) = r??;
+        if !status.is_success() {
+            bail!("write failed: {status}");
+        }
+        acked.insert(stamp, at);
     }
     let write_time = start.elapsed();
     for w in watchers {
         let _ = w.await;
     }
-    let mut all = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    all.sort();
+    let deliveries = deliveries.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    // From the write request to the watcher: includes the write path (decode, validate,
+    // fsync) as well as the fan-out.
+    let mut end_to_end: Vec<Duration> = deliveries.iter().map(|(s, r)| Duration::from_nanos(r.saturating_sub(*s) as u64)).collect();
+    end_to_end.sort();
+    // From the write's acknowledgement to the watcher: the delivery a client waits for after
+    // its write returned (0 when watchers had it before the writer did).
+    let mut after_ack: Vec<Duration> = deliveries
+        .iter()
+        .filter_map(|(s, r)| acked.get(s).map(|a| Duration::from_nanos(r.saturating_sub(*a) as u64)))
+        .collect();
+    after_ack.sort();
+    // Fan-out: how long after the first watcher got an event the others got it. The first
+    // delivery follows the commit closely, so this is the commit-to-watcher delay of the
+    // watch path itself, without the write path before it.
+    let mut first: std::collections::HashMap<u128, u128> = std::collections::HashMap::new();
+    for (s, r) in &deliveries {
+        let e = first.entry(*s).or_insert(*r);
+        *e = (*e).min(*r);
+    }
+    let mut fan_out: Vec<Duration> = deliveries
+        .iter()
+        .map(|(s, r)| Duration::from_nanos(r.saturating_sub(first[s]) as u64))
+        .collect();
+    fan_out.sort();
+    let mut writes: Vec<Duration> = acked.iter().map(|(s, a)| Duration::from_nanos(a.saturating_sub(*s) as u64)).collect();
+    writes.sort();
     println!(
-        "watch:        {} watchers, {} writes in {:.2}s ({:.0}/s): {} deliveries, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "watch:        {} watchers, {} writes in {:.2}s ({:.0}/s), {} deliveries",
         args.watchers,
         expected,
         write_time.as_secs_f64(),
         expected as f64 / write_time.as_secs_f64(),
-        all.len(),
-        percentile(&all, 0.5).as_secs_f64() * 1e3,
-        percentile(&all, 0.99).as_secs_f64() * 1e3,
-        all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        deliveries.len(),
+    );
+    println!(
+        "  write acknowledged:      p50 {:.2} ms, p99 {:.2} ms",
+        ms(percentile(&writes, 0.5)),
+        ms(percentile(&writes, 0.99))
+    );
+    println!(
+        "  fan-out to all watchers: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(percentile(&fan_out, 0.5)),
+        ms(percentile(&fan_out, 0.99)),
+        ms(fan_out.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  delivery after the ack:  p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(percentile(&after_ack, 0.5)),
+        ms(percentile(&after_ack, 0.99)),
+        ms(after_ack.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  write sent to delivered: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(percentile(&end_to_end, 0.5)),
+        ms(percentile(&end_to_end, 0.99)),
+        ms(end_to_end.last().copied().unwrap_or_default())
     );
     Ok(())
 }
