@@ -290,7 +290,9 @@ async fn watch_latency(target: &Arc<Target>, args: &Args) -> Result<()> {
             .body(patch.to_string());
         // Spawned, so every request runs on its own at once (a FuturesUnordered only makes
         // progress while polled, which would hold requests back between sends).
-        inflight.push(tokio::spawn(async move { req.send().await.map(|r| (stamp, r.status(), now_nanos())) }));
+        inflight.push(tokio::spawn(async move {
+            req.send().await.map(|r| (stamp, r.status(), now_nanos()))
+        }));
         sent += 1;
         while inflight.len() > 64 {
             if let Some(r) = inflight.next().await {
@@ -317,13 +319,20 @@ async fn watch_latency(target: &Arc<Target>, args: &Args) -> Result<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     // From the write request to the watcher: includes the write path (decode, validate,
     // fsync) as well as the fan-out.
-    let mut end_to_end: Vec<Duration> = deliveries.iter().map(|(s, r)| Duration::from_nanos(r.saturating_sub(*s) as u64)).collect();
+    let mut end_to_end: Vec<Duration> = deliveries
+        .iter()
+        .map(|(s, r)| Duration::from_nanos(r.saturating_sub(*s) as u64))
+        .collect();
     end_to_end.sort();
     // From the write's acknowledgement to the watcher: the delivery a client waits for after
     // its write returned (0 when watchers had it before the writer did).
     let mut after_ack: Vec<Duration> = deliveries
         .iter()
-        .filter_map(|(s, r)| acked.get(s).map(|a| Duration::from_nanos(r.saturating_sub(*a) as u64)))
+        .filter_map(|(s, r)| {
+            acked
+                .get(s)
+                .map(|a| Duration::from_nanos(r.saturating_sub(*a) as u64))
+        })
         .collect();
     after_ack.sort();
     // Fan-out: how long after the first watcher got an event the others got it. The first
@@ -339,7 +348,10 @@ async fn watch_latency(target: &Arc<Target>, args: &Args) -> Result<()> {
         .map(|(s, r)| Duration::from_nanos(r.saturating_sub(first[s]) as u64))
         .collect();
     fan_out.sort();
-    let mut writes: Vec<Duration> = acked.iter().map(|(s, a)| Duration::from_nanos(a.saturating_sub(*s) as u64)).collect();
+    let mut writes: Vec<Duration> = acked
+        .iter()
+        .map(|(s, a)| Duration::from_nanos(a.saturating_sub(*s) as u64))
+        .collect();
     writes.sort();
     println!(
         "watch:        {} watchers, {} writes in {:.2}s ({:.0}/s), {} deliveries",
