@@ -15,13 +15,14 @@ mod register;
 pub mod sandbox;
 mod status;
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use weft_api::core::{Node, Pod};
-use weft_client::{Client, ClientError, Informer, Kubeconfig, ListParams};
+use weft_client::{Client, ClientError, Event, Informer, Kubeconfig, ListParams};
 use weft_netlink::{diff_peers, Netlink, OverlayKernel, VxlanOverlay};
 
 pub use host::{BRIDGE, VXLAN};
@@ -156,7 +157,10 @@ pub async fn run(
     tokio::pin!(shutdown);
     node_store.wait_synced().await;
     pod_store.wait_synced().await;
-    let (mut nodes_dirty, mut pods_dirty) = (true, true);
+    let mut nodes_dirty = true;
+    // A full pass on start and on every resync; in between only the pods events named, so
+    // a new pod does not wait behind a pass over every other pod on the node.
+    let mut work = PodWork::All;
     loop {
         if nodes_dirty {
             if let Err(e) = reconcile_overlay(&overlay, &name, &node_store.list()).await {
@@ -164,29 +168,30 @@ pub async fn run(
             }
             nodes_dirty = false;
         }
-        if pods_dirty {
-            pods.sync(&pod_store.list()).await;
-            pods_dirty = false;
+        match std::mem::replace(&mut work, PodWork::None) {
+            PodWork::None => {}
+            PodWork::All => pods.sync(&pod_store.list(), None).await,
+            PodWork::Some(uids) => pods.sync(&pod_store.list(), Some(&uids)).await,
         }
         tokio::select! {
             _ = &mut shutdown => break,
             Some(_) = node_events.recv() => nodes_dirty = true,
-            Some(_) = pod_events.recv() => pods_dirty = true,
+            Some(event) = pod_events.recv() => work.add(&event),
             Some(update) = pods.probe_updates() => {
+                work.add_uid(update.pod_uid.clone());
                 pods.record_probe(update);
-                pods_dirty = true;
             }
             _ = resync.tick() => {
                 nodes_dirty = true;
-                pods_dirty = true;
+                work = PodWork::All;
             }
         }
         // Coalesce whatever else is queued into this round.
         while node_events.try_recv().is_ok() {
             nodes_dirty = true;
         }
-        while pod_events.try_recv().is_ok() {
-            pods_dirty = true;
+        while let Ok(event) = pod_events.try_recv() {
+            work.add(&event);
         }
     }
     heartbeat_task.abort();
@@ -194,6 +199,35 @@ pub async fn run(
     pods.shutdown().await;
     tracing::info!("node agent stopped; pods keep running");
     Ok(())
+}
+
+/// Which pods the next round looks at.
+enum PodWork {
+    None,
+    All,
+    Some(HashSet<String>),
+}
+
+impl PodWork {
+    fn add_uid(&mut self, uid: String) {
+        match self {
+            PodWork::All => {}
+            PodWork::None => *self = PodWork::Some(HashSet::from([uid])),
+            PodWork::Some(uids) => {
+                uids.insert(uid);
+            }
+        }
+    }
+
+    fn add(&mut self, event: &Event<Pod>) {
+        match event {
+            Event::Added(p) | Event::Modified(p) | Event::Deleted(p) => match &p.metadata.uid {
+                Some(uid) => self.add_uid(uid.clone()),
+                None => *self = PodWork::All,
+            },
+            Event::Synced => *self = PodWork::All,
+        }
+    }
 }
 
 /// Brings the kernel's peers in line with the Nodes: removals first, then additions.

@@ -109,13 +109,15 @@ impl PodManager {
         }
     }
 
-    /// One reconcile round over every pod bound to this node.
-    pub async fn sync(&mut self, pods: &[Pod]) {
+    /// One reconcile round over the pods bound to this node: all of them (`only` None), or
+    /// just the pods with these uids (new, changed, deleted, or with a probe result).
+    pub async fn sync(&mut self, pods: &[Pod], only: Option<&HashSet<String>>) {
         let desired: HashMap<String, &Pod> = pods
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .filter_map(|p| p.metadata.uid.clone().map(|uid| (uid, p)))
             .collect();
+        let wanted = |uid: &str| only.is_none_or(|o| o.contains(uid));
         // Stop what is no longer wanted first: its address may be needed by a new pod.
         let running = match self.runtime.list().await {
             Ok(r) => r,
@@ -124,7 +126,10 @@ impl PodManager {
                 return;
             }
         };
-        for sandbox in running.iter().filter(|s| !desired.contains_key(&s.uid)) {
+        for sandbox in running
+            .iter()
+            .filter(|s| wanted(&s.uid) && !desired.contains_key(&s.uid))
+        {
             if let Err(e) = self.remove(&sandbox.uid).await {
                 tracing::warn!(pod = %format!("{}/{}", sandbox.namespace, sandbox.name), error = %e, "removing pod failed; will retry");
             }
@@ -132,13 +137,16 @@ impl PodManager {
         // Addresses or networks left by a pod whose processes were never recorded.
         let running_uids: HashSet<&str> = running.iter().map(|s| s.uid.as_str()).collect();
         for alloc in self.ipam.allocations() {
-            if !desired.contains_key(&alloc.owner) && !running_uids.contains(alloc.owner.as_str()) {
+            if wanted(&alloc.owner)
+                && !desired.contains_key(&alloc.owner)
+                && !running_uids.contains(alloc.owner.as_str())
+            {
                 if let Err(e) = self.remove(&alloc.owner).await {
                     tracing::warn!(owner = %alloc.owner, error = %e, "releasing a leftover address failed");
                 }
             }
         }
-        for (uid, pod) in desired {
+        for (uid, pod) in desired.into_iter().filter(|(uid, _)| wanted(uid)) {
             if let Err(e) = self.ensure(uid.as_str(), pod).await {
                 tracing::warn!(pod = %format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), pod.metadata.name), error = %e, "pod not ready yet; will retry");
             }
