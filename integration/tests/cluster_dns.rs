@@ -1,0 +1,192 @@
+//! Cluster DNS end to end in the namespace lab: `weft dns` runs as a pod, and `dig` from
+//! another pod asks it for every kind of record of the Kubernetes DNS specification.
+//! Needs root; without it the test prints `SKIPPED`. Build the binaries first
+//! (`cargo build --workspace --bins`, as scripts/test does).
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde_json::json;
+use weft_integration::{can_run, echo_pod, pod_manifest, sleep_pod, Lab};
+
+const NS: &str = "default";
+
+/// `dig +short` (or the status line with `status`) from the client pod to the DNS pod.
+fn dig(lab: &Lab, server: Ipv4Addr, args: &[&str]) -> String {
+    let mut argv = vec!["dig", "+time=2", "+tries=2"];
+    let at = format!("@{server}");
+    argv.push(&at);
+    argv.extend_from_slice(args);
+    let out = lab.exec_in_pod(NS, "client", &argv);
+    assert!(
+        out.status.success(),
+        "dig {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn dig_from_a_pod_gets_every_kind_of_record() {
+    if !can_run("dig_from_a_pod_gets_every_kind_of_record") {
+        return;
+    }
+    assert!(
+        std::process::Command::new("dig").arg("-v").output().is_ok(),
+        "dig is required (scripts/install-deps installs dnsutils)"
+    );
+    let lab = Lab::start(1);
+    let kubeconfig = lab.kubeconfig().display().to_string();
+    lab.apply(&pod_manifest(
+        NS,
+        "dns",
+        None,
+        &[
+            "weft",
+            "dns",
+            "--kubeconfig",
+            &kubeconfig,
+            "--listen",
+            "0.0.0.0:53",
+        ],
+    ));
+    lab.apply(&sleep_pod(NS, "client", None));
+    // Two endpoints of a headless Service, one with a hostname under it.
+    for (name, hostname) in [("web-0", Some("web-0")), ("web-1", None)] {
+        let mut pod: serde_json::Value = serde_json::from_str(&echo_pod(NS, name, None)).unwrap();
+        pod["metadata"]["labels"] = json!({"app": "web"});
+        if let Some(h) = hostname {
+            pod["spec"]["hostname"] = json!(h);
+            pod["spec"]["subdomain"] = json!("web");
+        }
+        lab.apply(&pod.to_string());
+    }
+    let services = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": NS},
+         "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
+         "spec": {"clusterIP": "None", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 8080}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": NS},
+         "spec": {"type": "ExternalName", "externalName": "db.example.org"}},
+    ]});
+    lab.apply(&services.to_string());
+    let (dns_ip, _) = lab.wait_pod_running(NS, "dns");
+    lab.wait_pod_running(NS, "client");
+    let (web0, _) = lab.wait_pod_ready(NS, "web-0");
+    let (web1, _) = lab.wait_pod_ready(NS, "web-1");
+    let api_ip = lab.get_json(&["get", "svc", "api", "-n", NS]).unwrap()["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The server is up once it answers the spec version; its zone fills from the API.
+    lab.wait_until(Duration::from_secs(30), "cluster DNS to answer", || {
+        (dig(
+            &lab,
+            dns_ip,
+            &["+short", "TXT", "dns-version.cluster.local"],
+        ) == "\"1.1.0\"")
+            .then_some(())
+    });
+    let mut want_headless = vec![web0.to_string(), web1.to_string()];
+    want_headless.sort();
+    lab.wait_until(
+        Duration::from_secs(30),
+        "the headless Service's endpoints in DNS",
+        || {
+            (sorted_lines(&dig(
+                &lab,
+                dns_ip,
+                &["+short", "web.default.svc.cluster.local"],
+            )) == want_headless)
+                .then_some(())
+        },
+    );
+
+    // ClusterIP Service: A, case-insensitively; SRV for the named port; PTR.
+    assert_eq!(
+        dig(&lab, dns_ip, &["+short", "api.default.svc.cluster.local"]),
+        api_ip
+    );
+    assert_eq!(
+        dig(&lab, dns_ip, &["+short", "API.Default.SVC.cluster.LOCAL"]),
+        api_ip
+    );
+    assert_eq!(
+        dig(
+            &lab,
+            dns_ip,
+            &["+short", "SRV", "_http._tcp.api.default.svc.cluster.local"]
+        ),
+        "0 100 80 api.default.svc.cluster.local."
+    );
+    assert_eq!(
+        dig(&lab, dns_ip, &["+short", "-x", &api_ip]),
+        "api.default.svc.cluster.local."
+    );
+    // Headless: the endpoint with a hostname, its PTR, SRV per endpoint.
+    assert_eq!(
+        dig(
+            &lab,
+            dns_ip,
+            &["+short", "web-0.web.default.svc.cluster.local"]
+        ),
+        web0.to_string()
+    );
+    assert_eq!(
+        dig(&lab, dns_ip, &["+short", "-x", &web0.to_string()]),
+        "web-0.web.default.svc.cluster.local."
+    );
+    let srv = dig(
+        &lab,
+        dns_ip,
+        &["+short", "SRV", "_http._tcp.web.default.svc.cluster.local"],
+    );
+    assert_eq!(srv.lines().count(), 2, "{srv}");
+    assert!(
+        srv.contains("8080 web-0.web.default.svc.cluster.local."),
+        "{srv}"
+    );
+    // ExternalName, pod names, NXDOMAIN vs NODATA.
+    assert_eq!(
+        dig(
+            &lab,
+            dns_ip,
+            &["+short", "CNAME", "db.default.svc.cluster.local"]
+        ),
+        "db.example.org."
+    );
+    let dashed = web1.to_string().replace('.', "-");
+    assert_eq!(
+        dig(
+            &lab,
+            dns_ip,
+            &["+short", &format!("{dashed}.default.pod.cluster.local")]
+        ),
+        web1.to_string()
+    );
+    let missing = dig(&lab, dns_ip, &["nothere.default.svc.cluster.local"]);
+    assert!(missing.contains("status: NXDOMAIN"), "{missing}");
+    let nodata = dig(&lab, dns_ip, &["AAAA", "api.default.svc.cluster.local"]);
+    assert!(
+        nodata.contains("status: NOERROR")
+            && nodata.contains("ANSWER: 0")
+            && nodata.contains("SOA"),
+        "{nodata}"
+    );
+    // Over TCP too.
+    assert_eq!(
+        dig(
+            &lab,
+            dns_ip,
+            &["+tcp", "+short", "api.default.svc.cluster.local"]
+        ),
+        api_ip
+    );
+}
