@@ -69,6 +69,31 @@ async fn watch_into(
     }
 }
 
+/// Every event after `from` up to and including the sentinel Service's creation.
+async fn read_until_sentinel(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    from: u64,
+) -> Vec<Seen> {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        watch_into(
+            client.clone(),
+            url.to_string(),
+            token.to_string(),
+            from,
+            events.clone(),
+            Some("sentinel".into()),
+        ),
+    )
+    .await
+    .expect("watch read up to the sentinel in time");
+    let events = events.lock().unwrap().clone();
+    events
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Create,
@@ -221,21 +246,7 @@ async fn sigkill_during_write_storm_loses_no_acknowledged_write() {
     assert_eq!(r.status().as_u16(), 201);
 
     // The whole history since the start, read after the restart.
-    let history = Arc::new(Mutex::new(Vec::new()));
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        watch_into(
-            client.clone(),
-            url.clone(),
-            token.clone(),
-            start_rv,
-            history.clone(),
-            Some("sentinel".into()),
-        ),
-    )
-    .await
-    .expect("history read in time");
-    let history = history.lock().unwrap().clone();
+    let history = read_until_sentinel(&client, &url, &token, start_rv).await;
     assert_eq!(history.last().map(|s| s.name.as_str()), Some("sentinel"));
     for pair in history.windows(2) {
         assert!(
@@ -316,22 +327,8 @@ async fn sigkill_during_write_storm_loses_no_acknowledged_write() {
     for w in &watchers {
         let before = w.lock().unwrap().clone();
         let resume_from = before.last().map_or(start_rv, |s| s.rv);
-        let after = Arc::new(Mutex::new(Vec::new()));
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            watch_into(
-                client.clone(),
-                url.clone(),
-                token.clone(),
-                resume_from,
-                after.clone(),
-                Some("sentinel".into()),
-            ),
-        )
-        .await
-        .expect("resumed watch read in time");
         let mut combined = before;
-        combined.extend(after.lock().unwrap().iter().cloned());
+        combined.extend(read_until_sentinel(&client, &url, &token, resume_from).await);
         assert_eq!(
             combined.len(),
             history.len(),
