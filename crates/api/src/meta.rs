@@ -217,6 +217,27 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
+/// The current time as Kubernetes writes timestamps (RFC 3339, seconds, `Z`).
+pub fn now_timestamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `conditions` as JSON with the condition of type `type_` replaced by `replacement` (or
+/// `replacement` appended): what a status writer sends when one condition changes.
+pub fn with_condition(
+    conditions: &[Condition],
+    type_: &str,
+    replacement: serde_json::Value,
+) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = conditions
+        .iter()
+        .filter(|c| c.type_ != type_)
+        .filter_map(|c| serde_json::to_value(c).ok())
+        .collect();
+    out.push(replacement);
+    out
+}
+
 /// Kubernetes' int-or-string (`targetPort: 8080` or `targetPort: http`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
@@ -271,5 +292,38 @@ impl std::fmt::Display for IntOrString {
             IntOrString::Int(i) => write!(f, "{i}"),
             IntOrString::String(s) => f.write_str(s),
         }
+    }
+}
+
+#[cfg(test)]
+mod condition_tests {
+    use super::*;
+
+    #[test]
+    fn with_condition_replaces_only_its_type() {
+        let conds = vec![
+            Condition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            },
+            Condition {
+                type_: "PodScheduled".into(),
+                status: "True".into(),
+                ..Default::default()
+            },
+        ];
+        let out = with_condition(
+            &conds,
+            "Ready",
+            serde_json::json!({"type": "Ready", "status": "Unknown"}),
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0]["type"], "PodScheduled");
+        assert_eq!(
+            out[1],
+            serde_json::json!({"type": "Ready", "status": "Unknown"})
+        );
+        assert!(now_timestamp().ends_with('Z'));
     }
 }

@@ -46,10 +46,6 @@ fn has_status_subresource(info: &ResourceInfo) -> bool {
     [&POD, &SERVICE, &NODE, &NAMESPACE, &resources::INGRESS].contains(&info)
 }
 
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 fn parse_revision(rv: &str) -> ApiResult<Revision> {
     rv.parse().map_err(|_| {
         ApiError::BadRequest(format!("metadata.resourceVersion: invalid value {rv:?}"))
@@ -372,7 +368,7 @@ impl Registry {
         {
             let meta = &mut base["metadata"];
             meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
-            meta["creationTimestamp"] = json!(now_rfc3339());
+            meta["creationTimestamp"] = json!(weft_api::meta::now_timestamp());
             meta["generation"] = json!(1);
             if let Some(m) = meta.as_object_mut() {
                 m.remove("resourceVersion");

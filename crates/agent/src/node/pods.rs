@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use weft_api::core::Pod;
+use weft_api::meta::now_timestamp;
 use weft_api::resources::POD;
 use weft_client::Client;
 use weft_netlink::Netlink;
@@ -41,10 +42,6 @@ pub struct PodManager {
     readiness: HashMap<String, Readiness>,
     probe_tx: mpsc::Sender<ProbeUpdate>,
     probe_rx: mpsc::Receiver<ProbeUpdate>,
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl PodManager {
@@ -210,7 +207,7 @@ impl PodManager {
         let start = self
             .started
             .entry(uid.to_string())
-            .or_insert_with(|| pod.status.start_time.clone().unwrap_or_else(now))
+            .or_insert_with(|| pod.status.start_time.clone().unwrap_or_else(now_timestamp))
             .clone();
         let readiness = self.readiness.get(uid).cloned().unwrap_or_default();
         let wanted = pod_status(
@@ -220,7 +217,7 @@ impl PodManager {
             ip,
             self.node_ip,
             &start,
-            &now(),
+            &now_timestamp(),
         );
         if !same_status(pod, &wanted) {
             let ns = pod.metadata.namespace.as_deref();

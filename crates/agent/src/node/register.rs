@@ -7,20 +7,17 @@ use std::net::Ipv4Addr;
 
 use serde_json::{json, Value};
 use weft_api::core::{Node, ANNOTATION_UNDERLAY_IP, ANNOTATION_VTEP_MAC};
+use weft_api::meta::{now_timestamp, with_condition};
 use weft_api::resources::NODE;
 use weft_client::Client;
 use weft_netlink::{format_mac, Mac};
 
 use super::NodeError;
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 fn ready_condition(transition: &str) -> Value {
     json!({"type": "Ready", "status": "True", "reason": "NodeAgentReady",
            "message": "weft node agent is posting ready status",
-           "lastHeartbeatTime": now(), "lastTransitionTime": transition})
+           "lastHeartbeatTime": now_timestamp(), "lastTransitionTime": transition})
 }
 
 /// The Ready condition's lastTransitionTime to keep: unchanged while it stays True.
@@ -30,7 +27,7 @@ fn transition_time(node: &Node) -> String {
         .iter()
         .find(|c| c.type_ == "Ready" && c.status == "True")
         .and_then(|c| c.last_transition_time.clone())
-        .unwrap_or_else(now)
+        .unwrap_or_else(now_timestamp)
 }
 
 /// Gets or creates the Node; returns it with its allocated podCIDR.
@@ -104,14 +101,11 @@ pub async fn heartbeat(client: &Client, name: &str) -> Result<(), NodeError> {
         .get(name)
         .await
         .map_err(NodeError::api("reading the Node"))?;
-    let mut conditions: Vec<Value> = node
-        .status
-        .conditions
-        .iter()
-        .filter(|c| c.type_ != "Ready")
-        .map(|c| json!(c))
-        .collect();
-    conditions.push(ready_condition(&transition_time(&node)));
+    let conditions = with_condition(
+        &node.status.conditions,
+        "Ready",
+        ready_condition(&transition_time(&node)),
+    );
     client
         .patch_status_merge(
             &NODE,

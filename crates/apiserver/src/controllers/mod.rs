@@ -19,8 +19,9 @@ use futures::stream::{select_all, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use weft_api::core::{Endpoints, Node, Pod, Service};
+use weft_api::meta::{now_timestamp, with_condition};
 use weft_api::resources::{ENDPOINTS, NODE, POD, SERVICE};
-use weft_api::{Condition, ResourceInfo};
+use weft_api::ResourceInfo;
 use weft_store::{EventType, Revision};
 
 use crate::error::{ApiError, ApiResult};
@@ -341,21 +342,6 @@ async fn schedule(registry: &Registry, cache: &mut Cache, dirty: &mut Dirty) {
     }
 }
 
-fn condition_value(c: &Condition) -> Value {
-    json!(c)
-}
-
-/// `conditions` with the Ready condition replaced by `ready`.
-fn with_ready(conditions: &[Condition], ready: Value) -> Vec<Value> {
-    let mut out: Vec<Value> = conditions
-        .iter()
-        .filter(|c| c.type_ != "Ready")
-        .map(condition_value)
-        .collect();
-    out.push(ready);
-    out
-}
-
 async fn monitor_nodes(registry: &Registry, cache: &Cache, settings: &Settings) {
     let now = chrono::Utc::now();
     for (name, node) in &cache.nodes {
@@ -364,7 +350,7 @@ async fn monitor_nodes(registry: &Registry, cache: &Cache, settings: &Settings) 
             continue;
         };
         tracing::warn!(node = %name, "no heartbeat within {:?}: marking NotReady", settings.node_monitor_grace);
-        let patch = json!({"status": {"conditions": with_ready(&node.status.conditions, condition_value(&unknown))}});
+        let patch = json!({"status": {"conditions": with_condition(&node.status.conditions, "Ready", json!(unknown))}});
         if let Err(e) = registry
             .patch(&NODE, None, name, &patch, Part::Status)
             .await
@@ -378,8 +364,8 @@ async fn monitor_nodes(registry: &Registry, cache: &Cache, settings: &Settings) 
                 continue;
             }
             let not_ready = json!({"type": "Ready", "status": "False", "reason": "NodeNotReady",
-                "lastTransitionTime": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
-            let conditions = with_ready(&pod.status.conditions, not_ready);
+                "lastTransitionTime": now_timestamp()});
+            let conditions = with_condition(&pod.status.conditions, "Ready", not_ready);
             if let Err(e) = registry
                 .patch(
                     &POD,
