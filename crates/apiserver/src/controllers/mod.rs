@@ -344,40 +344,53 @@ async fn schedule(registry: &Registry, cache: &mut Cache, dirty: &mut Dirty) {
 
 async fn monitor_nodes(registry: &Registry, cache: &Cache, settings: &Settings) {
     let now = chrono::Utc::now();
+    let mut lost: Vec<&str> = Vec::new();
     for (name, node) in &cache.nodes {
+        let already_unknown = node
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "Unknown");
+        if already_unknown {
+            lost.push(name);
+            continue;
+        }
         let Some(unknown) = nodes::stale_ready_condition(node, now, settings.node_monitor_grace)
         else {
             continue;
         };
         tracing::warn!(node = %name, "no heartbeat within {:?}: marking NotReady", settings.node_monitor_grace);
         let patch = json!({"status": {"conditions": with_condition(&node.status.conditions, "Ready", json!(unknown))}});
-        if let Err(e) = registry
+        match registry
             .patch(&NODE, None, name, &patch, Part::Status)
             .await
         {
-            tracing::warn!(node = %name, error = %e, "could not mark node NotReady");
-            continue;
+            Ok(_) => lost.push(name),
+            Err(e) => tracing::warn!(node = %name, error = %e, "could not mark node NotReady"),
         }
-        // Its pods stop receiving traffic: Ready=False drops them from Endpoints.
-        for ((ns, pod_name), pod) in cache.pods.iter().filter(|(_, p)| p.spec.node_name == *name) {
-            if !pod.is_ready() {
-                continue;
-            }
-            let not_ready = json!({"type": "Ready", "status": "False", "reason": "NodeNotReady",
-                "lastTransitionTime": now_timestamp()});
-            let conditions = with_condition(&pod.status.conditions, "Ready", not_ready);
-            if let Err(e) = registry
-                .patch(
-                    &POD,
-                    Some(ns),
-                    pod_name,
-                    &json!({"status": {"conditions": conditions}}),
-                    Part::Status,
-                )
-                .await
-            {
-                tracing::warn!(namespace = %ns, pod = %pod_name, error = %e, "could not mark pod not ready");
-            }
+    }
+    // Pods on a lost node stop receiving traffic: Ready=False drops them from Endpoints.
+    // Checked on every pass, not only when the node turns Unknown, so a pod that reports
+    // Ready later (or was written Ready by someone else) is caught too.
+    for ((ns, pod_name), pod) in cache
+        .pods
+        .iter()
+        .filter(|(_, p)| lost.contains(&p.spec.node_name.as_str()) && p.is_ready())
+    {
+        let not_ready = json!({"type": "Ready", "status": "False", "reason": "NodeNotReady",
+            "lastTransitionTime": now_timestamp()});
+        let conditions = with_condition(&pod.status.conditions, "Ready", not_ready);
+        if let Err(e) = registry
+            .patch(
+                &POD,
+                Some(ns),
+                pod_name,
+                &json!({"status": {"conditions": conditions}}),
+                Part::Status,
+            )
+            .await
+        {
+            tracing::warn!(namespace = %ns, pod = %pod_name, error = %e, "could not mark pod not ready");
         }
     }
 }
