@@ -152,16 +152,35 @@ async fn scheduler_binds_to_the_least_loaded_ready_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_node_turns_not_ready_and_its_pods_leave_endpoints() {
+    // The grace period is several heartbeats long, so a healthy node never looks stale
+    // (the heartbeats below have one-second resolution).
     let s = TestServer::start_with(|c| {
-        c.controllers.node_monitor_grace = Duration::from_secs(1);
+        c.controllers.node_monitor_grace = Duration::from_secs(5);
         c.controllers.node_monitor_period = Duration::from_millis(200);
     })
     .await;
-    // n1 heartbeats (test refreshes it); n2's heartbeat is already old.
+    // n1 heartbeats every 300 ms, as its agent would; n2's heartbeat is already old.
     assert_eq!(
         s.post("/api/v1/nodes", &node("n1", &chrono_now())).await.0,
         201
     );
+    let heartbeats = {
+        let (client, url, token) = (s.client.clone(), s.url.clone(), s.token.clone());
+        tokio::spawn(async move {
+            loop {
+                let beat = json!({"status": {"conditions": [
+                    {"type": "Ready", "status": "True", "lastHeartbeatTime": chrono_now()}]}});
+                let _ = client
+                    .patch(format!("{url}/api/v1/nodes/n1/status"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/merge-patch+json")
+                    .body(beat.to_string())
+                    .send()
+                    .await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
     assert_eq!(
         s.post("/api/v1/nodes", &node("n2", "2020-01-01T00:00:00Z"))
             .await
@@ -202,6 +221,7 @@ async fn silent_node_turns_not_ready_and_its_pods_leave_endpoints() {
         n1["status"]["conditions"][0]["status"], "True",
         "a node within its grace stays Ready"
     );
+    heartbeats.abort();
 }
 
 fn chrono_now() -> String {
