@@ -1,6 +1,6 @@
 //! The server on 127.0.0.1 with a random port, spoken to with raw packets: UDP and TCP,
 //! EDNS0 and truncation, forwarding and its cache, access control, malformed input, zone
-//! swaps, and a deterministic fuzz run through the request handler.
+//! swaps, and a time-bounded fuzz run through the request handler.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -427,17 +427,97 @@ async fn serve_takes_zones_from_the_watch_channel() {
     assert_eq!(seen, vec![Ipv4Addr::new(10, 96, 0, 77)]);
 }
 
-/// A few thousand random and mutated packets through the handler: no panic, and every
-/// reply is a well-formed response with the request's ID.
+/// What a reply looked like, coarsely: the fuzzer keeps an input in its corpus when it
+/// produces a shape not seen before, so later mutations start from inputs that reached
+/// different paths of the parser and the answer function (a cheap stand-in for coverage
+/// feedback, which needs a nightly compiler).
+fn reply_shape(packet: &[u8], reply: Option<&[u8]>) -> (u8, u16, u8, usize, usize, bool, bool) {
+    let qtype = packet.get(12..).and_then(|rest| {
+        let end = rest.iter().position(|b| *b == 0)?;
+        rest.get(end + 1..end + 3)
+            .map(|t| u16::from_be_bytes([t[0], t[1]]))
+    });
+    // Types the zone knows stay apart; every other number is one bucket.
+    let qtype = qtype.map(|t| match t {
+        1 | 2 | 5 | 6 | 12 | 16 | 28 | 33 | 255 => t,
+        _ => u16::MAX,
+    });
+    match reply.and_then(|r| Message::from_vec(r).ok()) {
+        Some(m) => (
+            u8::from(m.metadata.response_code.low()),
+            qtype.unwrap_or(0),
+            m.metadata.op_code.into(),
+            m.answers.len().min(8),
+            m.authorities.len().min(2),
+            m.metadata.truncation,
+            m.edns.is_some(),
+        ),
+        None => (255, qtype.unwrap_or(0), 0, 0, 0, false, false),
+    }
+}
+
+fn mutate(rng: &mut StdRng, mut p: Vec<u8>) -> Vec<u8> {
+    for _ in 0..rng.gen_range(1..8) {
+        match rng.gen_range(0..6) {
+            0 if !p.is_empty() => {
+                let at = rng.gen_range(0..p.len());
+                p[at] = rng.gen();
+            }
+            1 if !p.is_empty() => {
+                let at = rng.gen_range(0..p.len());
+                p.truncate(at);
+            }
+            2 => {
+                let extra: Vec<u8> = (0..rng.gen_range(1..40)).map(|_| rng.gen()).collect();
+                p.extend(extra);
+            }
+            3 if p.len() > 12 => {
+                // Point a name at itself: compression loops must be caught.
+                let at = rng.gen_range(12..p.len());
+                p[at] = 0xc0;
+                if at + 1 < p.len() {
+                    p[at + 1] = rng.gen_range(0..p.len().min(255) as u8);
+                }
+            }
+            4 if p.len() > 12 => {
+                // Header counts that lie about what follows.
+                let at = rng.gen_range(4..12);
+                p[at] = *[0u8, 1, 2, 0xff].get(rng.gen_range(0..4)).unwrap_or(&1);
+            }
+            5 if p.len() > 14 => {
+                // A label length byte that overruns or ends the name early.
+                let at = rng.gen_range(12..p.len());
+                p[at] = rng.gen_range(0..70);
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
+/// The fuzz target: random and mutated packets through the request handler for a bounded
+/// time (`WEFT_DNS_FUZZ_SECONDS`, default 10; CI runs the default), with a corpus grown by
+/// reply shape. Checks that nothing panics and every reply is a well-formed response with
+/// the request's ID that fits the transport. A failure prints the seed; rerun it with
+/// `WEFT_DNS_FUZZ_SEED=<seed>`.
 #[tokio::test]
 async fn fuzz_handler_never_panics() {
+    let seconds: u64 = std::env::var("WEFT_DNS_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let seed: u64 = std::env::var("WEFT_DNS_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("fuzz: seed {seed} (WEFT_DNS_FUZZ_SEED), {seconds} s (WEFT_DNS_FUZZ_SECONDS)");
     // No upstreams: outside names fail at once (SERVFAIL) instead of waiting on a network.
     let handler = Handler::new(
         Arc::new(zone_with(20, "10.96.0.20")),
         DnsConfig::default().allowed,
         weft_dns::Forwarder::new(vec![], Duration::from_millis(10), 16),
     );
-    let seeds: Vec<Vec<u8>> = [
+    let mut corpus: Vec<Vec<u8>> = [
         query("web.default.svc.cluster.local.", RecordType::A, None),
         query("big.default.svc.cluster.local.", RecordType::A, Some(1232)),
         query(
@@ -447,61 +527,64 @@ async fn fuzz_handler_never_panics() {
         ),
         query("20.0.96.10.in-addr.arpa.", RecordType::PTR, None),
         query("10-244-0-2.ns.pod.cluster.local.", RecordType::A, None),
+        query("dns-version.cluster.local.", RecordType::TXT, None),
+        query("WEB.Default.SVC.cluster.local.", RecordType::AAAA, None),
+        query("missing.default.svc.cluster.local.", RecordType::A, None),
         query("example.com.", RecordType::AAAA, Some(4096)),
     ]
     .iter()
     .map(|m| m.to_vec().unwrap())
     .collect();
-    let mut rng = StdRng::seed_from_u64(0x5eed_0d25);
+    let mut shapes = std::collections::HashSet::new();
+    let mut rng = StdRng::seed_from_u64(seed);
     let src = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let mut replies = 0;
-    for i in 0..4000 {
-        let packet: Vec<u8> = if i % 4 == 0 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    let (mut runs, mut replies) = (0u64, 0u64);
+    while runs < 2000 || std::time::Instant::now() < deadline {
+        let packet: Vec<u8> = if runs % 8 == 0 {
             let len = rng.gen_range(0..600);
             (0..len).map(|_| rng.gen()).collect()
         } else {
-            let mut p = seeds[rng.gen_range(0..seeds.len())].clone();
-            for _ in 0..rng.gen_range(1..8) {
-                match rng.gen_range(0..4) {
-                    0 if !p.is_empty() => {
-                        let at = rng.gen_range(0..p.len());
-                        p[at] = rng.gen();
-                    }
-                    1 if !p.is_empty() => {
-                        let at = rng.gen_range(0..p.len());
-                        p.truncate(at);
-                    }
-                    2 => {
-                        let extra: Vec<u8> = (0..rng.gen_range(1..40)).map(|_| rng.gen()).collect();
-                        p.extend(extra);
-                    }
-                    _ if p.len() > 12 => {
-                        // Point a name at itself: compression loops must be caught.
-                        let at = rng.gen_range(12..p.len());
-                        p[at] = 0xc0;
-                        if at + 1 < p.len() {
-                            p[at + 1] = rng.gen_range(0..p.len() as u8);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            p
+            let parent = corpus[rng.gen_range(0..corpus.len())].clone();
+            mutate(&mut rng, parent)
         };
-        let transport = if i % 2 == 0 {
+        let transport = if runs % 2 == 0 {
             Transport::Udp
         } else {
             Transport::Tcp
         };
-        if let Some(reply) = handler.handle(&packet, src, transport).await {
-            let m = Message::from_vec(&reply).expect("every reply parses");
-            assert_eq!(m.metadata.message_type, MessageType::Response);
-            assert_eq!(&reply[..2], &packet[..2], "the ID is echoed");
+        runs += 1;
+        let reply = handler.handle(&packet, src, transport).await;
+        if let Some(reply) = &reply {
+            let m = Message::from_vec(reply).unwrap_or_else(|e| {
+                panic!("seed {seed}: reply to {packet:02x?} does not parse: {e}")
+            });
+            assert_eq!(
+                m.metadata.message_type,
+                MessageType::Response,
+                "seed {seed}"
+            );
+            assert_eq!(&reply[..2], &packet[..2], "seed {seed}: the ID is echoed");
             if transport == Transport::Udp {
-                assert!(reply.len() <= 4096);
+                assert!(
+                    reply.len() <= 4096,
+                    "seed {seed}: UDP reply of {} bytes",
+                    reply.len()
+                );
             }
             replies += 1;
         }
+        if shapes.insert(reply_shape(&packet, reply.as_deref())) && corpus.len() < 4096 {
+            corpus.push(packet);
+        }
     }
-    assert!(replies > 100, "most mutated queries still get an answer");
+    eprintln!(
+        "fuzz: {runs} inputs, {replies} replies, {} reply shapes, corpus {}",
+        shapes.len(),
+        corpus.len()
+    );
+    assert!(
+        replies > runs / 10,
+        "most mutated queries still get an answer"
+    );
 }
