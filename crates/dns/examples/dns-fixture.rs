@@ -102,7 +102,7 @@ fn knot_zone(n: usize, ttl: u32) -> String {
 /// friendly sequence.
 fn queries(n: usize) -> String {
     let mut q = String::new();
-    let step = if n % 7 == 0 { 1 } else { 7 };
+    let step = if n.is_multiple_of(7) { 1 } else { 7 };
     for k in 0..n {
         let (name, namespace, _) = service((k * step) % n);
         let _ = writeln!(q, "{name}.{namespace}.svc.cluster.local A");

@@ -444,7 +444,7 @@ fn reply_shape(packet: &[u8], reply: Option<&[u8]>) -> (u8, u16, u8, usize, usiz
     });
     match reply.and_then(|r| Message::from_vec(r).ok()) {
         Some(m) => (
-            u8::from(m.metadata.response_code.low()),
+            m.metadata.response_code.low(),
             qtype.unwrap_or(0),
             m.metadata.op_code.into(),
             m.answers.len().min(8),
