@@ -1,5 +1,6 @@
 //! Weft's kernel-facing layer: named network namespaces and small typed rtnetlink calls
-//! (links, addresses, routes, neighbours, bridge FDB), plus the [`OverlayKernel`] seam the
+//! (links, addresses, routes, neighbours, bridge FDB), the kernel's IPVS table over generic
+//! netlink ([`ipvs`]), plus the [`OverlayKernel`] seam the
 //! node agent programs its VXLAN peers through.
 //!
 //! One [`Netlink`] handle acts in one network namespace: [`Netlink::new`] in the caller's,
@@ -32,6 +33,7 @@ mod addr;
 mod conn;
 mod error;
 mod fdb;
+pub mod ipvs;
 mod link;
 mod mac;
 mod neigh;

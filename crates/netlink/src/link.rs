@@ -10,7 +10,7 @@ use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
-use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
+use rtnetlink::{LinkBridge, LinkDummy, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use crate::error::{NetlinkError, Result};
 use crate::mac::{mac_from_bytes, Mac};
@@ -97,6 +97,10 @@ pub(crate) fn vxlan_message(spec: &VxlanSpec) -> LinkMessage {
         builder = builder.mtu(mtu);
     }
     builder.build()
+}
+
+pub(crate) fn dummy_message(name: &str) -> LinkMessage {
+    LinkDummy::new(name).build()
 }
 
 /// A change to one existing link, addressed by index.
@@ -237,6 +241,12 @@ impl Netlink {
     /// `ip link add NAME mtu MTU type bridge` (left down).
     pub async fn create_bridge(&self, name: &str, mtu: u32) -> Result<()> {
         self.create(name, bridge_message(name, mtu)).await
+    }
+
+    /// `ip link add NAME type dummy` (left down): a device that only holds addresses, as
+    /// the IPVS proxy's `kube-ipvs0`. Needs the `dummy` driver, which some kernels lack.
+    pub async fn create_dummy(&self, name: &str) -> Result<()> {
+        self.create(name, dummy_message(name)).await
     }
 
     /// `ip link add NAME type veth peer name PEER` (both ends down, here).
@@ -399,6 +409,13 @@ mod tests {
         loose.underlay_dev_index = None;
         loose.mtu = None;
         assert!(loose.matches(&info));
+    }
+
+    #[test]
+    fn a_dummy_message_names_its_kind() {
+        let link = parse_link(&dummy_message("kube-ipvs0")).expect("named link");
+        assert_eq!(link.name, "kube-ipvs0");
+        assert_eq!(link.kind.as_deref(), Some("dummy"));
     }
 
     #[test]
