@@ -1,0 +1,245 @@
+//! Forwarding one request: route lookup, header rewriting, the upstream request over
+//! pooled connections with round-robin and retry, and protocol upgrades.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::{Body, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::error::Failure;
+use crate::headers;
+use crate::routes::{normalize_host, Matched};
+use crate::server::{Routes, ServerConfig};
+
+/// What clients receive: a backend's streamed body, or the router's own short message.
+pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+/// What backends receive: the client's streamed body, or nothing (a retryable request's
+/// empty body, recreated per attempt).
+type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+
+pub(crate) struct Forwarder {
+    routes: Routes,
+    client: Client<HttpConnector, UpstreamBody>,
+    response_header_timeout: Duration,
+}
+
+impl Forwarder {
+    pub(crate) fn new(routes: Routes, config: &ServerConfig) -> Forwarder {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.upstream_idle_timeout)
+            .pool_max_idle_per_host(config.upstream_max_idle_per_backend)
+            .build(connector);
+        Forwarder {
+            routes,
+            client,
+            response_header_timeout: config.response_header_timeout,
+        }
+    }
+
+    /// hyper's service function: never fails, failures become responses.
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        req: Request<Incoming>,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        Ok(match self.forward(peer, req).await {
+            Ok(resp) => resp,
+            Err(failure) => {
+                failure.log();
+                failure_response(&failure)
+            }
+        })
+    }
+
+    async fn forward(
+        &self,
+        peer: SocketAddr,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<ResponseBody>, Failure> {
+        // HTTP/2 and absolute-form requests carry the host in the URI, HTTP/1.1 in Host.
+        let authority = match req.uri().authority() {
+            Some(a) => a.as_str().to_string(),
+            None => req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+        };
+        let host = normalize_host(&authority);
+        let path = req.uri().path();
+        // The table is read once: the request keeps this route even if the table changes.
+        let matched = self.routes.current().lookup(&host, path, req.uri().query());
+        let Some(Matched {
+            route,
+            upstream_path,
+        }) = matched
+        else {
+            return Err(Failure::NoRoute {
+                host,
+                path: path.to_string(),
+            });
+        };
+        let backend = &route.backend;
+        if let Some(reason) = &backend.unavailable {
+            return Err(Failure::Unavailable {
+                reason: reason.clone(),
+                host,
+                path: path.to_string(),
+            });
+        }
+        if backend.targets.is_empty() {
+            return Err(Failure::NoEndpoints {
+                service: backend.service_port(),
+                host,
+                path: path.to_string(),
+            });
+        }
+
+        let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+        let mut headers = parts.headers;
+        headers::remove_hop_by_hop(&mut headers, upgrade);
+        let prefix = route.strip.then_some(route.key.as_str());
+        headers::add_forwarded(&mut headers, peer.ip(), &authority, prefix);
+        if !headers.contains_key(header::HOST) {
+            if let Ok(v) = HeaderValue::from_str(&authority) {
+                headers.insert(header::HOST, v);
+            }
+        }
+
+        // A request may go to the next endpoint only if sending it twice is harmless and
+        // nothing of it was consumed: idempotent, with an empty body.
+        let retryable = is_idempotent(&parts.method) && body.is_end_stream() && !upgrade;
+        let mut body = Some(body);
+        let targets: Vec<SocketAddr> = if retryable {
+            backend.round_robin().collect()
+        } else {
+            backend.round_robin().take(1).collect()
+        };
+        let last = targets.len().saturating_sub(1);
+        for (attempt, addr) in targets.into_iter().enumerate() {
+            let uri: Uri = format!("http://{addr}{upstream_path}")
+                .parse()
+                .map_err(|e| Failure::BadRequest(format!("path {upstream_path:?}: {e}")))?;
+            let upstream_body = match (retryable, body.take()) {
+                (false, Some(b)) => Either::Left(b),
+                _ => Either::Right(Empty::new()),
+            };
+            let mut up = Request::new(upstream_body);
+            *up.method_mut() = parts.method.clone();
+            *up.uri_mut() = uri;
+            *up.version_mut() = Version::HTTP_11;
+            *up.headers_mut() = if attempt == last {
+                std::mem::take(&mut headers)
+            } else {
+                headers.clone()
+            };
+            let sent = tokio::time::timeout(self.response_header_timeout, self.client.request(up));
+            match sent.await {
+                Ok(Ok(resp)) => return Ok(respond(resp, client_upgrade, backend.service_port())),
+                Ok(Err(e)) if e.is_connect() && attempt < last => {
+                    tracing::warn!(service = %backend.service_port(), %addr, error = %error_chain(&e), "connect failed; trying the next endpoint");
+                }
+                Ok(Err(e)) => {
+                    return Err(Failure::Backend {
+                        service: backend.service_port(),
+                        addr,
+                        detail: error_chain(&e),
+                    })
+                }
+                Err(_) => {
+                    return Err(Failure::Timeout {
+                        service: backend.service_port(),
+                        addr,
+                        secs: self.response_header_timeout.as_secs_f64(),
+                    })
+                }
+            }
+        }
+        // Unreachable with at least one target; answer sanely anyway.
+        Err(Failure::NoEndpoints {
+            service: backend.service_port(),
+            host,
+            path: path_of(&upstream_path),
+        })
+    }
+}
+
+fn path_of(p: &str) -> String {
+    p.split('?').next().unwrap_or(p).to_string()
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// The error and its causes: hyper's top-level messages alone ("client error (Connect)")
+/// do not say what went wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// The backend's response for the client; on `101 Switching Protocols` both connections
+/// are joined and bytes copied both ways until either side closes.
+fn respond(
+    mut resp: Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    service: String,
+) -> Response<ResponseBody> {
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    match client_upgrade {
+        Some(client_side) if switching => {
+            let backend_side = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_side, backend_side) {
+                    Ok((c, b)) => {
+                        let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut b).await {
+                            tracing::debug!(%service, error = %e, "upgraded connection ended");
+                        }
+                    }
+                    Err(e) => tracing::warn!(%service, error = %e, "protocol upgrade failed"),
+                }
+            });
+        }
+        _ => headers::remove_hop_by_hop(resp.headers_mut(), false),
+    }
+    resp.map(Either::Left)
+}
+
+fn failure_response(failure: &Failure) -> Response<ResponseBody> {
+    let body = format!("weft-router: {failure}\n");
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *resp.status_mut() = failure.status();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

@@ -1,0 +1,142 @@
+//! Request and response header rewriting: hop-by-hop headers dropped (RFC 9110 §7.6.1),
+//! X-Forwarded-* added as ingress-nginx does.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers meaningful only for one connection, never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
+/// True for an HTTP/1.1 request asking to switch protocols (`Connection: upgrade` plus an
+/// `Upgrade` header), e.g. a WebSocket handshake.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes hop-by-hop headers, including any the `Connection` header names. With
+/// `upgrade`, `Upgrade` and `Connection: upgrade` are kept so the handshake reaches the
+/// other side.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(upgrade && n == header::UPGRADE))
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Appends the client to X-Forwarded-For and sets X-Forwarded-Host and -Proto (and
+/// X-Forwarded-Prefix when a DNS-object route stripped a prefix).
+pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, host: &str, prefix: Option<&str>) {
+    let client = client.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
+        _ => client,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(host) {
+        headers.insert(X_FORWARDED_HOST, v);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    match prefix.filter(|p| !p.is_empty()).map(HeaderValue::from_str) {
+        Some(Ok(v)) => {
+            headers.insert(X_FORWARDED_PREFIX, v);
+        }
+        _ => {
+            headers.remove(X_FORWARDED_PREFIX);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        assert!(!is_upgrade(&h));
+        remove_hop_by_hop(&mut h, false);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
+    }
+
+    #[test]
+    fn upgrade_headers_survive_an_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&h));
+        remove_hop_by_hop(&mut h, true);
+        assert_eq!(h[header::CONNECTION], "upgrade");
+        assert_eq!(h[header::UPGRADE], "websocket");
+    }
+
+    #[test]
+    fn forwarded_for_appends() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
+        h.insert(X_FORWARDED_PREFIX, HeaderValue::from_static("/forged"));
+        add_forwarded(
+            &mut h,
+            "10.0.0.7".parse().unwrap(),
+            "shop.example:8080",
+            None,
+        );
+        assert_eq!(h[X_FORWARDED_FOR], "203.0.113.9, 10.0.0.7");
+        assert_eq!(h[X_FORWARDED_HOST], "shop.example:8080");
+        assert_eq!(h[X_FORWARDED_PROTO], "http");
+        assert!(!h.contains_key(X_FORWARDED_PREFIX));
+        add_forwarded(&mut h, "10.0.0.8".parse().unwrap(), "s", Some("/wear"));
+        assert_eq!(h[X_FORWARDED_FOR], "203.0.113.9, 10.0.0.7, 10.0.0.8");
+        assert_eq!(h[X_FORWARDED_PREFIX], "/wear");
+    }
+}

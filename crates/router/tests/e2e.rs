@@ -1,0 +1,327 @@
+//! End to end: real HTTP through the router to backends, all in process on 127.0.0.x.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+fn shop(wear: &str, watch: &str) -> String {
+    format!(
+        "apiVersion: weft.io/v1\nkind: DNS\nmetadata: {{name: shop}}\nspec:\n  host: shop.example.com\n  paths:\n  - {{path: /wear, service: {{name: {wear}, port: 80}}}}\n  - {{path: /watch, service: {{name: {watch}, port: 80}}}}\n"
+    )
+}
+
+#[tokio::test]
+async fn two_services_behind_one_dns_object_with_stripping_and_forwarded_headers() {
+    let wear = backend("127.0.0.2", "wear").await;
+    let watch = backend("127.0.0.3", "watch").await;
+    let yaml = shop("wear", "watch")
+        + &service_yaml("wear", &[wear.addr])
+        + &service_yaml("watch", &[watch.addr]);
+    let r = router("127.0.0.4", &yaml).await;
+
+    let (code, body) = get(r.addr, "shop.example.com", "/wear/a?q=1").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("wear path=/a?q=1 "), "{body}");
+    let (code, body) = get(r.addr, "Shop.Example.COM:8080", "/watch").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("watch path=/ "), "{body}");
+    // Host is passed on unchanged; X-Forwarded-* describe the client's request.
+    assert!(body.contains("host=Shop.Example.COM:8080"), "{body}");
+    assert!(body.contains("xfh=Shop.Example.COM:8080"), "{body}");
+    assert!(
+        body.contains("xff=127.0.0.1 ") || body.contains("xff=127."),
+        "{body}"
+    );
+    assert!(body.contains("xfp=http"), "{body}");
+    assert!(body.contains("xfprefix=/watch"), "{body}");
+
+    let (_, body) = get_with(
+        r.addr,
+        "shop.example.com",
+        "/wear//x",
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("connection", "x-hop"),
+            ("x-hop", "secret"),
+        ],
+    )
+    .await;
+    assert!(body.contains("xff=203.0.113.7, 127."), "{body}");
+    assert!(
+        body.contains("conn=-"),
+        "headers named by Connection are dropped: {body}"
+    );
+    // The client's own double slash after the prefix is kept, not invented.
+    assert!(body.starts_with("wear path=//x "), "{body}");
+
+    // Segment boundaries: /wearable is not /wear.
+    let (code, body) = get(r.addr, "shop.example.com", "/wearable").await;
+    assert_eq!(code, 404);
+    assert!(
+        body.contains("\"shop.example.com\"") && body.contains("\"/wearable\""),
+        "404 names host and path: {body}"
+    );
+}
+
+#[tokio::test]
+async fn upstream_connections_are_pooled_and_reused() {
+    let wear = backend("127.0.0.5", "wear").await;
+    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
+    let r = router("127.0.0.6", &yaml).await;
+    for _ in 0..20 {
+        // A new client connection each time: the router's upstream side still reuses one.
+        let (code, _) = get(r.addr, "shop.example.com", "/wear").await;
+        assert_eq!(code, 200);
+    }
+    assert_eq!(wear.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn ingress_exact_prefix_and_default_backend() {
+    let a = backend("127.0.0.7", "a").await;
+    let b = backend("127.0.0.7", "b").await;
+    let d = backend("127.0.0.7", "d").await;
+    let ing = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ing}
+spec:
+  defaultBackend: {service: {name: d, port: {number: 80}}}
+  rules:
+  - host: api.example.com
+    http:
+      paths:
+      - {path: /v1, pathType: Exact, backend: {service: {name: a, port: {number: 80}}}}
+      - {path: /v1, pathType: Prefix, backend: {service: {name: b, port: {number: 80}}}}
+  - http:
+      paths:
+      - {path: /any, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}
+"#;
+    let yaml = ing.to_string()
+        + &service_yaml("a", &[a.addr])
+        + &service_yaml("b", &[b.addr])
+        + &service_yaml("d", &[d.addr]);
+    let r = router("127.0.0.8", &yaml).await;
+    let hit = |(code, body): (u16, String)| {
+        assert_eq!(code, 200, "{body}");
+        body.split(" host=").next().unwrap_or("").to_string()
+    };
+    assert_eq!(
+        hit(get(r.addr, "api.example.com", "/v1").await),
+        "a path=/v1"
+    );
+    assert_eq!(
+        hit(get(r.addr, "api.example.com", "/v1/x").await),
+        "b path=/v1/x"
+    );
+    assert_eq!(hit(get(r.addr, "other", "/any/y").await), "a path=/any/y");
+    assert_eq!(hit(get(r.addr, "other", "/v1").await), "d path=/v1");
+}
+
+#[tokio::test]
+async fn missing_endpoints_503_and_refusing_backend_502_name_the_service() {
+    let dead = refusing("127.0.0.9").await;
+    let yaml = r#"
+apiVersion: weft.io/v1
+kind: DNS
+metadata: {name: errs}
+spec:
+  host: errs.example
+  paths:
+  - {path: /empty, service: {name: empty, port: 80}}
+  - {path: /dead, service: {name: dead, port: 80}}
+  - {path: /ghost, service: {name: ghost, port: 80}}
+"#
+    .to_string()
+        + &service_yaml("empty", &[])
+        + &service_yaml("dead", &[dead]);
+    let r = router("127.0.0.10", &yaml).await;
+
+    let (code, body) = get(r.addr, "errs.example", "/empty").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("no ready endpoint for Service default/empty:80"),
+        "{body}"
+    );
+    let (code, body) = get(r.addr, "errs.example", "/ghost/x").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("Service default/ghost does not exist"),
+        "{body}"
+    );
+    let (code, body) = get(r.addr, "errs.example", "/dead").await;
+    assert_eq!(code, 502, "{body}");
+    assert!(
+        body.contains("Service default/dead:80") && body.contains(&dead.to_string()),
+        "{body}"
+    );
+    let (code, body) = get(r.addr, "nobody.example", "/x").await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("nobody.example"), "{body}");
+}
+
+#[tokio::test]
+async fn refused_connections_are_retried_on_the_next_endpoint_for_idempotent_requests_only() {
+    let live = backend("127.0.0.11", "live").await;
+    let dead = refusing("127.0.0.12").await;
+    let yaml = shop("wear", "wear") + &service_yaml("wear", &[live.addr, dead]);
+    let r = router("127.0.0.13", &yaml).await;
+    for _ in 0..6 {
+        let (code, body) = get(r.addr, "shop.example.com", "/wear").await;
+        assert_eq!(code, 200, "GET retried past the refusing endpoint: {body}");
+    }
+    // A POST with a body is not retried: half of them meet the refusing endpoint.
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let req = Request::post(format!("http://{}/wear", r.addr))
+            .header("host", "shop.example.com")
+            .body(Full::new(Bytes::from_static(b"payload")))
+            .unwrap();
+        codes.push(http_client().request(req).await.unwrap().status().as_u16());
+    }
+    assert!(codes.contains(&502) && codes.contains(&200), "{codes:?}");
+}
+
+#[tokio::test]
+async fn http2_cleartext_client_with_prior_knowledge() {
+    let wear = backend("127.0.0.14", "wear").await;
+    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
+    let r = router("127.0.0.15", &yaml).await;
+    let tcp = TcpStream::connect(r.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    for path in ["/wear/h2?x=1", "/wear/again"] {
+        let req = Request::get(format!("http://shop.example.com{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = send.send_request(req).await.expect("h2 response");
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        let want = format!("wear path={} ", path.trim_start_matches("/wear"));
+        assert!(body.starts_with(&want), "{body}");
+        assert!(body.contains("host=shop.example.com"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn upgrade_is_passed_through_both_ways() {
+    let wear = backend("127.0.0.16", "wear").await;
+    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
+    let r = router("127.0.0.17", &yaml).await;
+    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+    tcp.write_all(
+        b"GET /wear/ws HTTP/1.1\r\nHost: shop.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            tcp.read(&mut byte).await.unwrap(),
+            1,
+            "connection closed early"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    for msg in [&b"hello"[..], b"second message"] {
+        tcp.write_all(msg).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut got))
+            .await
+            .expect("echo in time")
+            .unwrap();
+        assert_eq!(got, msg);
+    }
+}
+
+#[tokio::test]
+async fn request_and_response_bodies_stream() {
+    let wear = backend("127.0.0.18", "wear").await;
+    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
+    let r = router("127.0.0.19", &yaml).await;
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let req = Request::post(format!("http://{}/wear/echo-body", r.addr))
+        .header("host", "shop.example.com")
+        .body(ChanBody(rx))
+        .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    tx.send(Bytes::from_static(b"first")).await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), client.request(req))
+        .await
+        .expect("response headers before the request body ends")
+        .unwrap();
+    let mut body = resp.into_body();
+    // Each chunk comes back before the next is sent: nothing waits for the whole body.
+    for next in ["second", "third"] {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("echoed chunk in time")
+            .unwrap()
+            .unwrap();
+        assert!(frame.data_ref().is_some_and(|d| !d.is_empty()));
+        tx.send(Bytes::from(next)).await.unwrap();
+    }
+    drop(tx);
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&rest).ends_with("third"),
+        "{rest:?}"
+    );
+}
+
+#[tokio::test]
+async fn route_change_applies_within_a_second_and_streams_in_flight_survive() {
+    let old = backend("127.0.0.20", "old").await;
+    let new = backend("127.0.0.21", "new").await;
+    let services = service_yaml("old", &[old.addr]) + &service_yaml("new", &[new.addr]);
+    let r = router("127.0.0.22", &(shop("old", "old") + &services)).await;
+
+    let req = Request::get(format!("http://{}/wear/stream", r.addr))
+        .header("host", "shop.example.com")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = http_client().request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.into_body();
+    let first = stream.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, "chunk-0\n");
+
+    // The object now points /wear at another Service.
+    let changed = Instant::now();
+    r.routes.store(table(&(shop("new", "new") + &services)));
+    loop {
+        let (code, body) = get(r.addr, "shop.example.com", "/wear").await;
+        assert_eq!(code, 200);
+        if body.starts_with("new ") {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "still routed to {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let rest = stream.collect().await.expect("stream completes").to_bytes();
+    let want: String = (1..10).map(|i| format!("chunk-{i}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&rest), want);
+}
