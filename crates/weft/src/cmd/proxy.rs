@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use ipnet::{IpNet, Ipv4Net};
+use tokio::task::JoinHandle;
 use weft_api::core::{Endpoints, Service};
 use weft_client::{Client, Informer, Kubeconfig, ListParams};
 use weft_proxy::{NftConfig, NftProxy, NodeContext, ProxyBackend, ServiceTable};
@@ -75,8 +76,20 @@ async fn local_addresses() -> Result<Vec<IpAddr>> {
     Ok(out)
 }
 
-pub async fn run(args: Args) -> Result<()> {
-    let mode = match args.proxy_mode {
+/// What a proxy needs besides the API client: `weft proxy`'s flags, or `weft node`'s.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    pub node_name: String,
+    /// Addresses NodePorts answer on; empty: every IPv4 address of this network namespace.
+    pub node_ips: Vec<IpAddr>,
+    pub nodeport_addresses: Vec<IpNet>,
+    pub cluster_cidr: Ipv4Net,
+    pub mode: Mode,
+}
+
+/// The backend `mode` asks for, with `auto` resolved and logged.
+fn backend(mode: Mode, cluster_cidr: Ipv4Net) -> Result<Box<dyn ProxyBackend>> {
+    let mode = match mode {
         Mode::Ipvs => bail!("--proxy-mode ipvs: the IPVS backend is not built yet; use nftables"),
         Mode::Nftables => Mode::Nftables,
         Mode::Auto => {
@@ -91,12 +104,15 @@ pub async fn run(args: Args) -> Result<()> {
         }
     };
     debug_assert_eq!(mode, Mode::Nftables);
-    let mut backend = NftProxy::new(NftConfig {
-        cluster_cidr: Some(args.cluster_cidr.trunc()),
+    Ok(Box::new(NftProxy::new(NftConfig {
+        cluster_cidr: Some(cluster_cidr.trunc()),
         netns: None,
-    });
+    })))
+}
+
+pub async fn run(args: Args) -> Result<()> {
     if args.cleanup {
-        backend
+        backend(args.proxy_mode, args.cluster_cidr)?
             .cleanup()
             .await
             .context("removing the proxy's rules")?;
@@ -106,47 +122,64 @@ pub async fn run(args: Args) -> Result<()> {
     let (Some(kubeconfig_path), Some(node_name)) = (args.kubeconfig, args.node_name) else {
         bail!("--kubeconfig and --node-name are required");
     };
-    weft_netlink::sysctl_set("net.ipv4.ip_forward", "1").context("enabling IPv4 forwarding")?;
-    let addresses = if args.node_ip.is_empty() {
-        local_addresses().await?
-    } else {
-        args.node_ip
-    };
-    let node = NodeContext {
-        node_name,
-        addresses,
-        nodeport_addresses: args.nodeport_addresses,
-    };
     let kubeconfig = Kubeconfig::load(&kubeconfig_path)
         .with_context(|| format!("--kubeconfig {}", kubeconfig_path.display()))?;
     let client = Client::from_kubeconfig(&kubeconfig).context("building the API client")?;
-    let (services, mut s_rx, _s) =
-        Informer::new(client.api::<Service>(None), ListParams::default()).spawn(256);
-    let (endpoints, mut e_rx, _e) =
-        Informer::new(client.api::<Endpoints>(None), ListParams::default()).spawn(256);
-    services.wait_synced().await;
-    endpoints.wait_synced().await;
-    let mut reported: Vec<String> = Vec::new();
-    loop {
-        let table = ServiceTable::build(&services.list(), &endpoints.list(), &node);
-        let problems: Vec<String> = table.problems.iter().map(|p| format!("{p:?}")).collect();
-        for p in problems.iter().filter(|p| !reported.contains(p)) {
-            tracing::warn!(problem = %p, "service skipped");
-        }
-        reported = problems;
-        match backend.sync(&table).await {
-            Ok(stats) => tracing::debug!(?stats, "synced"),
-            Err(e) => tracing::warn!(error = %e, "sync failed; will retry"),
-        }
-        tokio::select! {
-            Some(_) = s_rx.recv() => {}
-            Some(_) = e_rx.recv() => {}
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-            _ = super::shutdown_signal() => {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(DEBOUNCE).await;
-        while s_rx.try_recv().is_ok() || e_rx.try_recv().is_ok() {}
+    let options = ProxyOptions {
+        node_name,
+        node_ips: args.node_ip,
+        nodeport_addresses: args.nodeport_addresses,
+        cluster_cidr: args.cluster_cidr,
+        mode: args.proxy_mode,
+    };
+    let task = start(client, options).await?;
+    tokio::select! {
+        result = task => result.context("proxy task")?,
+        _ = super::shutdown_signal() => Ok(()),
     }
+}
+
+/// Picks the backend and starts the proxy loop: Services and Endpoints from informers →
+/// the desired table → the kernel, by diff. The task ends only on a fatal error.
+pub async fn start(client: Client, options: ProxyOptions) -> Result<JoinHandle<Result<()>>> {
+    let mut backend = backend(options.mode, options.cluster_cidr)?;
+    weft_netlink::sysctl_set("net.ipv4.ip_forward", "1").context("enabling IPv4 forwarding")?;
+    let addresses = if options.node_ips.is_empty() {
+        local_addresses().await?
+    } else {
+        options.node_ips
+    };
+    let node = NodeContext {
+        node_name: options.node_name,
+        addresses,
+        nodeport_addresses: options.nodeport_addresses,
+    };
+    Ok(tokio::spawn(async move {
+        let (services, mut s_rx, _s) =
+            Informer::new(client.api::<Service>(None), ListParams::default()).spawn(256);
+        let (endpoints, mut e_rx, _e) =
+            Informer::new(client.api::<Endpoints>(None), ListParams::default()).spawn(256);
+        services.wait_synced().await;
+        endpoints.wait_synced().await;
+        let mut reported: Vec<String> = Vec::new();
+        loop {
+            let table = ServiceTable::build(&services.list(), &endpoints.list(), &node);
+            let problems: Vec<String> = table.problems.iter().map(|p| format!("{p:?}")).collect();
+            for p in problems.iter().filter(|p| !reported.contains(p)) {
+                tracing::warn!(problem = %p, "service skipped");
+            }
+            reported = problems;
+            match backend.sync(&table).await {
+                Ok(stats) => tracing::debug!(?stats, "synced"),
+                Err(e) => tracing::warn!(error = %e, "sync failed; will retry"),
+            }
+            tokio::select! {
+                Some(_) = s_rx.recv() => {}
+                Some(_) = e_rx.recv() => {}
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+            tokio::time::sleep(DEBOUNCE).await;
+            while s_rx.try_recv().is_ok() || e_rx.try_recv().is_ok() {}
+        }
+    }))
 }
