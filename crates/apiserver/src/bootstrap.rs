@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use serde_json::{json, Value};
+use weft_api::core::ANNOTATION_SERVED_BY_NODES;
 use weft_api::resources::{ENDPOINTS, NAMESPACE, SERVICE};
 use weft_api::ResourceInfo;
 
@@ -66,7 +67,10 @@ pub async fn run(
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kube-dns", "namespace": "kube-system",
-                         "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}},
+                         "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"},
+                         // Each `weft node` answers DNS itself; pods labelled
+                         // k8s-app=kube-dns are added too.
+                         "annotations": {ANNOTATION_SERVED_BY_NODES: "dns"}},
             "spec": {"clusterIP": nth_address(&service_cidr, 10).to_string(),
                      "selector": {"k8s-app": "kube-dns"},
                      "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},

@@ -42,6 +42,9 @@ pub struct NodeConfig {
     pub port: u16,
     pub heartbeat: Duration,
     pub resync: Duration,
+    /// Cluster services the caller runs on `node_ip` (`dns`, `router`), announced on the
+    /// Node so their Services' Endpoints list this node.
+    pub node_services: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +122,14 @@ pub async fn run(
     let host = host::ensure(&nl, config.node_ip, pod_cidr).await?;
     masquerade::ensure(config.cluster_cidr).await?;
     retry("announcing the node", || {
-        register::announce(&client, &node, config.node_ip, host.vtep_mac, config.port)
+        register::announce(
+            &client,
+            &node,
+            config.node_ip,
+            host.vtep_mac,
+            config.port,
+            &config.node_services,
+        )
     })
     .await;
     tracing::info!(node = %name, %pod_cidr, mtu = host.mtu, "node network ready");

@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use serde_json::{json, Value};
-use weft_api::core::{Node, ANNOTATION_UNDERLAY_IP, ANNOTATION_VTEP_MAC};
+use weft_api::core::{Node, ANNOTATION_NODE_SERVICES, ANNOTATION_UNDERLAY_IP, ANNOTATION_VTEP_MAC};
 use weft_api::meta::{now_timestamp, with_condition};
 use weft_api::resources::NODE;
 use weft_client::Client;
@@ -61,18 +61,27 @@ pub async fn get_or_create(
     }
 }
 
-/// Writes the overlay facts and the node's status (addresses, Ready, agent endpoint).
+/// Writes the overlay facts, the cluster services this agent serves on the node's address,
+/// and the node's status (addresses, Ready, agent endpoint).
 pub async fn announce(
     client: &Client,
     node: &Node,
     node_ip: Ipv4Addr,
     vtep_mac: Mac,
     port: u16,
+    node_services: &[String],
 ) -> Result<(), NodeError> {
     let name = &node.metadata.name;
+    // null removes the annotation: a node restarted without them serves nothing.
+    let services = if node_services.is_empty() {
+        Value::Null
+    } else {
+        Value::String(node_services.join(","))
+    };
     let meta = json!({"metadata": {"annotations": {
         ANNOTATION_VTEP_MAC: format_mac(&vtep_mac),
         ANNOTATION_UNDERLAY_IP: node_ip.to_string(),
+        ANNOTATION_NODE_SERVICES: services,
     }}});
     client
         .patch_merge(&NODE, None, name, &meta)

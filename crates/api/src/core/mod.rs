@@ -22,7 +22,8 @@ pub use endpoints::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints};
 pub use event::{Event, EventSource};
 pub use namespace::{Namespace, NamespaceSpec, NamespaceStatus};
 pub use node::{
-    Node, NodeAddress, NodeSpec, NodeStatus, ANNOTATION_UNDERLAY_IP, ANNOTATION_VTEP_MAC,
+    Node, NodeAddress, NodeSpec, NodeStatus, ANNOTATION_NODE_SERVICES, ANNOTATION_SERVED_BY_NODES,
+    ANNOTATION_UNDERLAY_IP, ANNOTATION_VTEP_MAC,
 };
 pub use pod::{HostAlias, Pod, PodDnsConfig, PodDnsConfigOption, PodSpec};
 pub use pod_status::{

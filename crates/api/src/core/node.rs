@@ -12,6 +12,12 @@ use crate::util::{is_default, is_false, quantity_map};
 pub const ANNOTATION_VTEP_MAC: &str = "weft.io/vtep-mac";
 /// Annotation carrying the underlay address VXLAN packets to this node are sent to.
 pub const ANNOTATION_UNDERLAY_IP: &str = "weft.io/underlay-ip";
+/// Annotation listing the cluster services the node agent serves itself on the node's
+/// InternalIP, comma-separated: `dns`, `router`.
+pub const ANNOTATION_NODE_SERVICES: &str = "weft.io/node-services";
+/// Service annotation naming one of those (`dns`): the Service's Endpoints then hold every
+/// Ready node serving it, at the Service's target ports, besides any selected Pods.
+pub const ANNOTATION_SERVED_BY_NODES: &str = "weft.io/served-by-nodes";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +55,14 @@ impl Node {
             .iter()
             .find(|a| a.type_ == type_)
             .map(|a| a.address.as_str())
+    }
+
+    /// Whether this node's agent serves `service` (see [`ANNOTATION_NODE_SERVICES`]).
+    pub fn serves(&self, service: &str) -> bool {
+        self.metadata
+            .annotations
+            .get(ANNOTATION_NODE_SERVICES)
+            .is_some_and(|list| list.split(',').any(|s| s.trim() == service))
     }
 
     pub fn vtep_mac(&self) -> Option<&str> {

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use weft_api::core::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Node, ObjectReference, Pod, Service,
+    ANNOTATION_SERVED_BY_NODES,
 };
 use weft_api::{IntOrString, ObjectMeta};
 
@@ -128,21 +129,95 @@ pub fn desired_endpoints<'a>(
             }
         })
         .collect();
+    Some(endpoints_of(svc, subsets))
+}
+
+/// The Endpoints object of `svc` holding `subsets`.
+fn endpoints_of(svc: &Service, subsets: Vec<EndpointSubset>) -> Endpoints {
     let mut labels = svc.metadata.labels.clone();
     if svc.is_headless() {
         labels.insert(HEADLESS_LABEL.into(), String::new());
     }
-    Some(Endpoints {
+    Endpoints {
         api_version: "v1".into(),
         kind: "Endpoints".into(),
         metadata: ObjectMeta {
             name: svc.metadata.name.clone(),
-            namespace: Some(namespace),
+            namespace: svc.metadata.namespace.clone(),
             labels,
             ..Default::default()
         },
         subsets,
-    })
+    }
+}
+
+/// The Endpoints of a Service, counting both its selected Pods and, for a Service
+/// annotated `weft.io/served-by-nodes: <name>` (kube-dns), every Ready Node whose agent
+/// serves `<name>` on its InternalIP. Node addresses use the Service's numeric target
+/// ports (a named target port means nothing on a node); None for a Service the controller
+/// leaves alone.
+pub fn desired_endpoints_with_nodes<'a, 'n>(
+    svc: &Service,
+    pods: impl IntoIterator<Item = &'a Pod>,
+    nodes: impl IntoIterator<Item = &'n Node>,
+) -> Option<Endpoints> {
+    let from_pods = desired_endpoints(svc, pods);
+    let Some(served) = svc.metadata.annotations.get(ANNOTATION_SERVED_BY_NODES) else {
+        return from_pods;
+    };
+    if svc.spec.type_ == "ExternalName" {
+        return None;
+    }
+    let ports: Vec<EndpointPort> = svc
+        .spec
+        .ports
+        .iter()
+        .filter_map(|p| {
+            let port = match &p.target_port {
+                None | Some(IntOrString::Int(0)) => p.port,
+                Some(IntOrString::Int(n)) => *n,
+                Some(IntOrString::String(_)) => return None,
+            };
+            Some(EndpointPort {
+                name: p.name.clone(),
+                port,
+                protocol: if p.protocol.is_empty() {
+                    "TCP".into()
+                } else {
+                    p.protocol.clone()
+                },
+                ..Default::default()
+            })
+        })
+        .collect();
+    let mut addresses: Vec<EndpointAddress> = nodes
+        .into_iter()
+        .filter(|n| n.is_ready() && n.serves(served))
+        .filter_map(|n| {
+            let ip = n.address("InternalIP")?;
+            Some(EndpointAddress {
+                ip: ip.to_string(),
+                hostname: String::new(),
+                node_name: Some(n.metadata.name.clone()),
+                target_ref: Some(ObjectReference {
+                    kind: "Node".into(),
+                    name: n.metadata.name.clone(),
+                    uid: n.metadata.uid.clone().unwrap_or_default(),
+                    ..Default::default()
+                }),
+            })
+        })
+        .collect();
+    addresses.sort_by(|a, b| a.ip.cmp(&b.ip));
+    let mut endpoints = from_pods.unwrap_or_else(|| endpoints_of(svc, Vec::new()));
+    if !addresses.is_empty() && !ports.is_empty() {
+        endpoints.subsets.push(EndpointSubset {
+            addresses,
+            not_ready_addresses: Vec::new(),
+            ports,
+        });
+    }
+    Some(endpoints)
 }
 
 /// True when `current` already says what `desired` says (ignoring server-set metadata).
@@ -274,5 +349,72 @@ mod tests {
         alt.spec.containers[0].ports[0].container_port = 9090;
         let ep = desired_endpoints(&s, &[pod("a", "10.244.1.2", true, json!({})), alt]).unwrap();
         assert_eq!(ep.subsets.len(), 2);
+    }
+
+    fn node(name: &str, ip: &str, ready: bool, serves: Option<&str>) -> Node {
+        let mut meta = json!({"name": name, "uid": format!("uid-{name}")});
+        if let Some(list) = serves {
+            meta["annotations"] = json!({"weft.io/node-services": list});
+        }
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Node", "metadata": meta,
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}],
+                       "conditions": [{"type": "Ready", "status": if ready {"True"} else {"Unknown"}}]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn service_served_by_nodes_lists_ready_serving_nodes_and_selected_pods() {
+        let mut s = svc(json!({"selector": {"app": "web"}, "ports": [
+            {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+            {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+            {"name": "named", "port": 80, "targetPort": "http"}]}));
+        s.metadata
+            .annotations
+            .insert(ANNOTATION_SERVED_BY_NODES.into(), "dns".into());
+        let nodes = [
+            node("n2", "172.30.0.12", true, Some("router, dns")),
+            node("n1", "172.30.0.11", true, Some("dns")),
+            node("n3", "172.30.0.13", false, Some("dns")),
+            node("n4", "172.30.0.14", true, Some("router")),
+            node("n5", "172.30.0.15", true, None),
+        ];
+        let pods = [pod("a", "10.244.1.2", true, json!({}))];
+        let ep = desired_endpoints_with_nodes(&s, &pods, &nodes).unwrap();
+        assert_eq!(ep.subsets.len(), 2, "{ep:?}");
+        let from_nodes = &ep.subsets[1];
+        let ips: Vec<&str> = from_nodes.addresses.iter().map(|a| a.ip.as_str()).collect();
+        assert_eq!(ips, ["172.30.0.11", "172.30.0.12"]);
+        assert_eq!(from_nodes.addresses[0].node_name.as_deref(), Some("n1"));
+        assert_eq!(
+            from_nodes.addresses[0].target_ref.as_ref().unwrap().kind,
+            "Node"
+        );
+        // The named target port means nothing on a node: only the numeric ones.
+        let ports: Vec<(i32, &str)> = from_nodes
+            .ports
+            .iter()
+            .map(|p| (p.port, p.protocol.as_str()))
+            .collect();
+        assert_eq!(ports, [(53, "UDP"), (53, "TCP")]);
+
+        // Without the annotation, nodes are ignored; without a selector, nodes alone.
+        s.metadata.annotations.clear();
+        assert_eq!(
+            desired_endpoints_with_nodes(&s, &pods, &nodes)
+                .unwrap()
+                .subsets
+                .len(),
+            1
+        );
+        s.metadata
+            .annotations
+            .insert(ANNOTATION_SERVED_BY_NODES.into(), "dns".into());
+        s.spec.selector.clear();
+        let ep = desired_endpoints_with_nodes(&s, &pods, &nodes).unwrap();
+        assert_eq!(ep.subsets.len(), 1);
+        assert_eq!(ep.subsets[0].addresses.len(), 2);
+        // No serving node ready: an empty Endpoints object, not none.
+        let ep = desired_endpoints_with_nodes(&s, &pods, &nodes[2..]).unwrap();
+        assert!(ep.subsets.is_empty());
     }
 }

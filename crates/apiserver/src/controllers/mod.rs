@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::stream::{select_all, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use weft_api::core::{Endpoints, Node, Pod, Service};
+use weft_api::core::{Endpoints, Node, Pod, Service, ANNOTATION_SERVED_BY_NODES};
 use weft_api::meta::{now_timestamp, with_condition};
 use weft_api::resources::{ENDPOINTS, NODE, POD, SERVICE};
 use weft_api::ResourceInfo;
@@ -169,6 +169,17 @@ impl Cache {
                 }
             }
             Kind::Node => {
+                // Services served by nodes (kube-dns) follow every node's readiness.
+                dirty.services.extend(
+                    self.services
+                        .iter()
+                        .filter(|(_, s)| {
+                            s.metadata
+                                .annotations
+                                .contains_key(ANNOTATION_SERVED_BY_NODES)
+                        })
+                        .map(|(k, _)| k.clone()),
+                );
                 let name = key.1;
                 if deleted {
                     self.nodes.remove(&name);
@@ -195,8 +206,12 @@ impl Cache {
                     let ep: Endpoints = decode(value)?;
                     if let Some(svc) = self.services.get(&key) {
                         // Someone else changed managed Endpoints: put them back.
-                        if endpoints::desired_endpoints(svc, self.pods.values())
-                            .is_some_and(|d| !endpoints::endpoints_match(&ep, &d))
+                        if endpoints::desired_endpoints_with_nodes(
+                            svc,
+                            self.pods.values(),
+                            self.nodes.values(),
+                        )
+                        .is_some_and(|d| !endpoints::endpoints_match(&ep, &d))
                         {
                             dirty.services.insert(key.clone());
                         }
@@ -255,13 +270,14 @@ async fn reconcile_endpoints(registry: &Registry, cache: &mut Cache, dirty: &mut
     for key in keys {
         let ns = key.0.as_str();
         let desired = cache.services.get(&key).and_then(|svc| {
-            endpoints::desired_endpoints(
+            endpoints::desired_endpoints_with_nodes(
                 svc,
                 cache
                     .pods
                     .range((key.0.clone(), String::new())..)
                     .take_while(|(k, _)| k.0 == key.0)
                     .map(|(_, p)| p),
+                cache.nodes.values(),
             )
         });
         let result = match (desired, cache.endpoints.get(&key)) {

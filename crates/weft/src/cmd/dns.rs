@@ -9,10 +9,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ipnet::IpNet;
+use tokio::task::JoinHandle;
 use weft_api::core::{Endpoints, Pod, Service};
 use weft_api::weft::Dns;
 use weft_client::{Client, Informer, Kubeconfig, ListParams};
-use weft_dns::{DnsConfig, Zone};
+use weft_dns::{DnsConfig, DnsServer, Zone};
+
+/// The path router's built-in Service in kube-system.
+const ROUTER_SERVICE: &str = "weft-router";
 
 /// How long to gather changes before rebuilding the zone.
 const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -44,7 +48,8 @@ pub struct Args {
     /// (add the nodes' network).
     #[arg(long, value_delimiter = ',')]
     allow: Vec<IpNet>,
-    /// The path router's ClusterIP: every DNS object's host resolves to it.
+    /// The path router's address: every DNS object's host resolves to it (default: the
+    /// ClusterIP of Service kube-system/weft-router).
     #[arg(long)]
     router_ip: Option<IpAddr>,
 }
@@ -62,55 +67,81 @@ pub async fn run(args: Args) -> Result<()> {
         ..Default::default()
     };
     config.allowed.extend(args.allow);
+    let task = start(client, config).await?;
+    tokio::select! {
+        result = task => result.context("DNS task")?,
+        _ = super::shutdown_signal() => Ok(()),
+    }
+}
+
+/// The path router's address when none is configured: the ClusterIP of the built-in
+/// `kube-system/weft-router` Service.
+fn router_service_ip(services: &[Service]) -> Option<IpAddr> {
+    services
+        .iter()
+        .find(|s| {
+            s.metadata.name == ROUTER_SERVICE
+                && s.metadata.namespace.as_deref() == Some("kube-system")
+        })
+        .and_then(|s| s.spec.cluster_ip.parse().ok())
+}
+
+/// Binds the DNS server (so a taken port fails here, before anyone is told to use it) and
+/// starts it with its informers; the returned task ends only when serving fails.
+pub async fn start(client: Client, config: DnsConfig) -> Result<JoinHandle<Result<()>>> {
     let settings = config.zone_settings();
     let empty = Zone::build(&[], &[], &[], &[], &settings).context("--zone")?;
-    let (zone_tx, zone_rx) = tokio::sync::watch::channel(Arc::new(empty));
-    let server = tokio::spawn(weft_dns::serve(config, zone_rx));
-
-    let (services, mut s_rx, _s) =
-        Informer::new(client.api::<Service>(None), ListParams::default()).spawn(256);
-    let (endpoints, mut e_rx, _e) =
-        Informer::new(client.api::<Endpoints>(None), ListParams::default()).spawn(256);
-    let (pods, mut p_rx, _p) =
-        Informer::new(client.api::<Pod>(None), ListParams::default()).spawn(256);
-    let (dnses, mut d_rx, _d) =
-        Informer::new(client.api::<Dns>(None), ListParams::default()).spawn(64);
-    loop {
-        tokio::select! {
-            Some(_) = s_rx.recv() => {}
-            Some(_) = e_rx.recv() => {}
-            Some(_) = p_rx.recv() => {}
-            Some(_) = d_rx.recv() => {}
-            _ = super::shutdown_signal() => {
-                server.abort();
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(DEBOUNCE).await;
-        while s_rx.try_recv().is_ok()
-            || e_rx.try_recv().is_ok()
-            || p_rx.try_recv().is_ok()
-            || d_rx.try_recv().is_ok()
-        {}
-        match Zone::build(
-            &services.list(),
-            &endpoints.list(),
-            &pods.list(),
-            &dnses.list(),
-            &settings,
-        ) {
-            Ok(zone) => {
-                let _ = zone_tx.send(Arc::new(zone));
-            }
-            Err(e) => tracing::warn!(error = %e, "zone not rebuilt"),
-        }
-        if server.is_finished() {
-            break;
-        }
-    }
-    server
+    let server = DnsServer::bind(config.listen, config.handler(Arc::new(empty)))
         .await
-        .context("DNS server task")?
-        .context("serving DNS")?;
-    Ok(())
+        .context("starting cluster DNS")?;
+    tracing::info!(
+        "cluster DNS for {} on {} (UDP and TCP)",
+        config.zone,
+        server.local_addr()?
+    );
+    let handler = server.handler();
+    let mut serving = tokio::spawn(server.run());
+    Ok(tokio::spawn(async move {
+        let (services, mut s_rx, _s) =
+            Informer::new(client.api::<Service>(None), ListParams::default()).spawn(256);
+        let (endpoints, mut e_rx, _e) =
+            Informer::new(client.api::<Endpoints>(None), ListParams::default()).spawn(256);
+        let (pods, mut p_rx, _p) =
+            Informer::new(client.api::<Pod>(None), ListParams::default()).spawn(256);
+        let (dnses, mut d_rx, _d) =
+            Informer::new(client.api::<Dns>(None), ListParams::default()).spawn(64);
+        loop {
+            tokio::select! {
+                Some(_) = s_rx.recv() => {}
+                Some(_) = e_rx.recv() => {}
+                Some(_) = p_rx.recv() => {}
+                Some(_) = d_rx.recv() => {}
+                result = &mut serving => {
+                    result.context("DNS server task")?.context("serving DNS")?;
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(DEBOUNCE).await;
+            while s_rx.try_recv().is_ok()
+                || e_rx.try_recv().is_ok()
+                || p_rx.try_recv().is_ok()
+                || d_rx.try_recv().is_ok()
+            {}
+            let services = services.list();
+            let mut settings = settings.clone();
+            if settings.router_ip.is_none() {
+                settings.router_ip = router_service_ip(&services);
+            }
+            match Zone::build(
+                &services,
+                &endpoints.list(),
+                &pods.list(),
+                &dnses.list(),
+                &settings,
+            ) {
+                Ok(zone) => handler.update(Arc::new(zone)),
+                Err(e) => tracing::warn!(error = %e, "zone not rebuilt"),
+            }
+        }
+    }))
 }

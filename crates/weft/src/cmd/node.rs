@@ -1,15 +1,20 @@
 //! `weft node`.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
+use ipnet::{IpNet, Ipv4Net};
 use weft_agent::node::NodeConfig;
+use weft_client::{Client, Kubeconfig};
+use weft_dns::DnsConfig;
 
 /// Run the node agent: register the Node, build the bridge and VXLAN overlay, and run the
 /// Pods bound to this node (network namespace, veth, address, resolv.conf and hosts,
-/// processes, readiness probes, status).
+/// processes, readiness probes, status). It also serves cluster DNS on --node-ip:53 and
+/// announces it, so the kube-dns Service (10.96.0.10) balances over every node's server
+/// (`--disable dns` leaves that to `weft dns` elsewhere).
 ///
 /// Pods keep running when the agent stops; a restarted agent re-adopts them.
 ///
@@ -43,9 +48,56 @@ pub struct Args {
     /// Seconds between heartbeats (the API server marks a node NotReady after 40 s).
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
+    /// Components not to run inside the agent (comma-separated). By default the node also
+    /// serves cluster DNS on --node-ip port 53, as a backend of the kube-dns Service.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    disable: Vec<Component>,
+    /// Upstream servers for names outside the cluster (default: /etc/resolv.conf's).
+    #[arg(long, value_delimiter = ',')]
+    dns_upstream: Vec<SocketAddr>,
+}
+
+/// What `weft node` runs besides the agent itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Component {
+    /// Cluster DNS (`weft dns`) on --node-ip:53.
+    Dns,
+}
+
+impl Component {
+    /// The name announced in the Node's `weft.io/node-services` annotation.
+    fn service_name(self) -> &'static str {
+        match self {
+            Component::Dns => "dns",
+        }
+    }
 }
 
 pub async fn run(args: Args) -> Result<()> {
+    let enabled = |c: Component| !args.disable.contains(&c);
+    let mut node_services = Vec::new();
+    // Started before the agent announces the node as serving them, so a taken port fails
+    // the start instead of sending pods to a server that is not there.
+    let mut tasks = tokio::task::JoinSet::new();
+    if enabled(Component::Dns) {
+        let client = client(&args.kubeconfig)?;
+        let mut config = DnsConfig {
+            listen: SocketAddr::new(IpAddr::V4(args.node_ip), 53),
+            upstreams: args.dns_upstream.clone(),
+            zone: args.cluster_domain.clone(),
+            ..Default::default()
+        };
+        config.allowed.push(IpNet::V4(args.cluster_cidr.trunc()));
+        config.allowed.push(IpNet::V4(Ipv4Net::from(args.node_ip)));
+        let dns = super::dns::start(client, config).await?;
+        tasks.spawn(async move {
+            (
+                "cluster DNS",
+                dns.await.map_err(anyhow::Error::from).and_then(|r| r),
+            )
+        });
+        node_services.push(Component::Dns.service_name().to_string());
+    }
     let state_dir = args
         .state_dir
         .unwrap_or_else(|| PathBuf::from("/var/lib/weft-node").join(&args.node_name));
@@ -60,7 +112,20 @@ pub async fn run(args: Args) -> Result<()> {
         port: args.port,
         heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
         resync: Duration::from_secs(2),
+        node_services,
     };
-    weft_agent::node::run(config, super::shutdown_signal()).await?;
-    Ok(())
+    let agent = weft_agent::node::run(config, super::shutdown_signal());
+    tokio::select! {
+        result = agent => Ok(result?),
+        Some(Ok((what, result))) = tasks.join_next() => match result {
+            Ok(()) => bail!("{what} stopped"),
+            Err(e) => Err(e.context(what)),
+        },
+    }
+}
+
+fn client(kubeconfig: &Path) -> Result<Client> {
+    let loaded = Kubeconfig::load(kubeconfig)
+        .with_context(|| format!("--kubeconfig {}", kubeconfig.display()))?;
+    Client::from_kubeconfig(&loaded).context("building the API client")
 }
