@@ -29,6 +29,8 @@ enum Command {
     Dns(cmd::dns::Args),
     /// Program Services' ClusterIPs and NodePorts into the kernel.
     Proxy(cmd::proxy::Args),
+    /// Route HTTP by host and path to Services: DNS objects and Ingresses.
+    Router(cmd::router::Args),
     /// Manage API tokens (e.g. a node agent's).
     Token(cmd::token::Args),
     /// A tiny HTTP server for testing pod networking (like agnhost netexec).
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
             Command::Node(args) => cmd::node::run(args).await,
             Command::Dns(args) => cmd::dns::run(args).await,
             Command::Proxy(args) => cmd::proxy::run(args).await,
+            Command::Router(args) => cmd::router::run(args).await,
             Command::Token(args) => cmd::token::run(args),
             Command::EchoServer(args) => cmd::echo_server::run(args).await,
         }

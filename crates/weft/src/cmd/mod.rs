@@ -3,6 +3,7 @@ pub mod dns;
 pub mod echo_server;
 pub mod node;
 pub mod proxy;
+pub mod router;
 pub mod token;
 
 /// Resolves on SIGINT or SIGTERM: how every daemon here is asked to stop.
