@@ -661,11 +661,28 @@ impl Lab {
 
     // ------------------------------------------------------------- commands
 
-    /// Runs `argv` inside the pod's network namespace (`ip netns exec weft-<uid12> …`).
+    /// Runs `argv` as the pod's containers would: in its network namespace, with its
+    /// resolv.conf and hosts (`weft pod-exec`), so names resolve through cluster DNS.
     pub fn exec_in_pod(&self, namespace: &str, name: &str, argv: &[&str]) -> Output {
-        let netns = self.pod_netns(namespace, name);
-        run(Command::new("ip")
-            .args(["netns", "exec", &netns])
+        let pod = self
+            .pod(namespace, name)
+            .unwrap_or_else(|| panic!("no pod {namespace}/{name}"));
+        let uid = pod["metadata"]["uid"].as_str().expect("pod uid");
+        let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.name == node_name)
+            .unwrap_or_else(|| panic!("pod {namespace}/{name} is not on a lab node"));
+        let files = node.state_dir.join("pods").join(uid);
+        run(Command::new(&self.weft)
+            .args(["pod-exec", "--netns"])
+            .arg(format!("/run/netns/{}", pod_netns_name(uid)))
+            .arg("--resolv")
+            .arg(files.join("resolv.conf"))
+            .arg("--hosts")
+            .arg(files.join("hosts"))
+            .arg("--")
             .args(argv))
     }
 

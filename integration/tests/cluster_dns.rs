@@ -1,21 +1,20 @@
-//! Cluster DNS end to end in the namespace lab: `weft dns` runs as a pod, and `dig` from
-//! another pod asks it for every kind of record of the Kubernetes DNS specification.
+//! Cluster DNS end to end in the namespace lab: every `weft node` serves DNS on its address
+//! and runs the service proxy, kube-dns (10.96.0.10) lists the nodes, and `dig` from a pod,
+//! through the nameserver of the pod's own resolv.conf, asks for every kind of record of
+//! the Kubernetes DNS specification; then `curl` reaches a Service by its names.
 //! Needs root; without it the test prints `SKIPPED`. Build the binaries first
 //! (`cargo build --workspace --bins`, as scripts/test does).
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use serde_json::json;
-use weft_integration::{can_run, echo_pod, pod_manifest, sleep_pod, Lab};
+use weft_integration::{can_run, echo_pod, sleep_pod, EchoReply, Lab};
 
 const NS: &str = "default";
 
-/// `dig +short` (or the status line with `status`) from the client pod to the DNS pod.
-fn dig(lab: &Lab, server: Ipv4Addr, args: &[&str]) -> String {
+/// `dig` from the client pod to the nameserver of its resolv.conf (kube-dns).
+fn dig(lab: &Lab, args: &[&str]) -> String {
     let mut argv = vec!["dig", "+time=2", "+tries=2"];
-    let at = format!("@{server}");
-    argv.push(&at);
     argv.extend_from_slice(args);
     let out = lab.exec_in_pod(NS, "client", &argv);
     assert!(
@@ -42,20 +41,6 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
         "dig is required (scripts/install-deps installs dnsutils)"
     );
     let lab = Lab::start(1);
-    let kubeconfig = lab.kubeconfig().display().to_string();
-    lab.apply(&pod_manifest(
-        NS,
-        "dns",
-        None,
-        &[
-            "weft",
-            "dns",
-            "--kubeconfig",
-            &kubeconfig,
-            "--listen",
-            "0.0.0.0:53",
-        ],
-    ));
     lab.apply(&sleep_pod(NS, "client", None));
     // Two endpoints of a headless Service, one with a hostname under it.
     for (name, hostname) in [("web-0", Some("web-0")), ("web-1", None)] {
@@ -76,7 +61,6 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
          "spec": {"type": "ExternalName", "externalName": "db.example.org"}},
     ]});
     lab.apply(&services.to_string());
-    let (dns_ip, _) = lab.wait_pod_running(NS, "dns");
     lab.wait_pod_running(NS, "client");
     let (web0, _) = lab.wait_pod_ready(NS, "web-0");
     let (web1, _) = lab.wait_pod_ready(NS, "web-1");
@@ -85,14 +69,28 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
         .unwrap()
         .to_string();
 
-    // The server is up once it answers the spec version; its zone fills from the API.
+    // kube-dns is served by the node itself: its Endpoints list the node's address.
+    let node_ip = lab.node(1).ip.to_string();
+    lab.wait_until(
+        Duration::from_secs(30),
+        "kube-dns Endpoints to list the node",
+        || {
+            let ep = lab.get_json(&["get", "endpoints", "kube-dns", "-n", "kube-system"])?;
+            let subsets = ep["subsets"].as_array()?;
+            subsets
+                .iter()
+                .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
+                .any(|a| a["ip"] == node_ip.as_str())
+                .then_some(())
+        },
+    );
+    // The pod asks the nameserver of its own resolv.conf: the kube-dns ClusterIP.
+    let resolv = lab.exec_in_pod(NS, "client", &["cat", "/etc/resolv.conf"]);
+    let resolv = String::from_utf8_lossy(&resolv.stdout);
+    assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
+    // The server answers the spec version once the proxy sends 10.96.0.10 to it.
     lab.wait_until(Duration::from_secs(30), "cluster DNS to answer", || {
-        (dig(
-            &lab,
-            dns_ip,
-            &["+short", "TXT", "dns-version.cluster.local"],
-        ) == "\"1.1.0\"")
-            .then_some(())
+        (dig(&lab, &["+short", "TXT", "dns-version.cluster.local"]) == "\"1.1.0\"").then_some(())
     });
     let mut want_headless = vec![web0.to_string(), web1.to_string()];
     want_headless.sort();
@@ -100,52 +98,43 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
         Duration::from_secs(30),
         "the headless Service's endpoints in DNS",
         || {
-            (sorted_lines(&dig(
-                &lab,
-                dns_ip,
-                &["+short", "web.default.svc.cluster.local"],
-            )) == want_headless)
+            (sorted_lines(&dig(&lab, &["+short", "web.default.svc.cluster.local"]))
+                == want_headless)
                 .then_some(())
         },
     );
 
     // ClusterIP Service: A, case-insensitively; SRV for the named port; PTR.
     assert_eq!(
-        dig(&lab, dns_ip, &["+short", "api.default.svc.cluster.local"]),
+        dig(&lab, &["+short", "api.default.svc.cluster.local"]),
         api_ip
     );
     assert_eq!(
-        dig(&lab, dns_ip, &["+short", "API.Default.SVC.cluster.LOCAL"]),
+        dig(&lab, &["+short", "API.Default.SVC.cluster.LOCAL"]),
         api_ip
     );
     assert_eq!(
         dig(
             &lab,
-            dns_ip,
             &["+short", "SRV", "_http._tcp.api.default.svc.cluster.local"]
         ),
         "0 100 80 api.default.svc.cluster.local."
     );
     assert_eq!(
-        dig(&lab, dns_ip, &["+short", "-x", &api_ip]),
+        dig(&lab, &["+short", "-x", &api_ip]),
         "api.default.svc.cluster.local."
     );
     // Headless: the endpoint with a hostname, its PTR, SRV per endpoint.
     assert_eq!(
-        dig(
-            &lab,
-            dns_ip,
-            &["+short", "web-0.web.default.svc.cluster.local"]
-        ),
+        dig(&lab, &["+short", "web-0.web.default.svc.cluster.local"]),
         web0.to_string()
     );
     assert_eq!(
-        dig(&lab, dns_ip, &["+short", "-x", &web0.to_string()]),
+        dig(&lab, &["+short", "-x", &web0.to_string()]),
         "web-0.web.default.svc.cluster.local."
     );
     let srv = dig(
         &lab,
-        dns_ip,
         &["+short", "SRV", "_http._tcp.web.default.svc.cluster.local"],
     );
     assert_eq!(srv.lines().count(), 2, "{srv}");
@@ -155,25 +144,20 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
     );
     // ExternalName, pod names, NXDOMAIN vs NODATA.
     assert_eq!(
-        dig(
-            &lab,
-            dns_ip,
-            &["+short", "CNAME", "db.default.svc.cluster.local"]
-        ),
+        dig(&lab, &["+short", "CNAME", "db.default.svc.cluster.local"]),
         "db.example.org."
     );
     let dashed = web1.to_string().replace('.', "-");
     assert_eq!(
         dig(
             &lab,
-            dns_ip,
             &["+short", &format!("{dashed}.default.pod.cluster.local")]
         ),
         web1.to_string()
     );
-    let missing = dig(&lab, dns_ip, &["nothere.default.svc.cluster.local"]);
+    let missing = dig(&lab, &["nothere.default.svc.cluster.local"]);
     assert!(missing.contains("status: NXDOMAIN"), "{missing}");
-    let nodata = dig(&lab, dns_ip, &["AAAA", "api.default.svc.cluster.local"]);
+    let nodata = dig(&lab, &["AAAA", "api.default.svc.cluster.local"]);
     assert!(
         nodata.contains("status: NOERROR")
             && nodata.contains("ANSWER: 0")
@@ -182,11 +166,23 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
     );
     // Over TCP too.
     assert_eq!(
-        dig(
-            &lab,
-            dns_ip,
-            &["+tcp", "+short", "api.default.svc.cluster.local"]
-        ),
+        dig(&lab, &["+tcp", "+short", "api.default.svc.cluster.local"]),
         api_ip
     );
+
+    // By name, as an application would: the full name, then the short one through the
+    // search path; the proxy sends both to one of the Service's pods.
+    for url in [
+        "http://api.default.svc.cluster.local/",
+        "http://api.default/",
+        "http://api/",
+    ] {
+        let body = lab.http_get_from_pod(NS, "client", url);
+        let reply =
+            EchoReply::parse(&body).unwrap_or_else(|| panic!("{url}: not an echo reply: {body:?}"));
+        assert!(
+            [web0, web1].contains(&reply.pod_ip),
+            "{url} answered by {reply:?}, not a pod of Service api"
+        );
+    }
 }

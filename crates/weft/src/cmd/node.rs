@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use ipnet::{IpNet, Ipv4Net};
+use tokio::task::JoinHandle;
 use weft_agent::node::NodeConfig;
 use weft_client::{Client, Kubeconfig};
 use weft_dns::DnsConfig;
 
 /// Run the node agent: register the Node, build the bridge and VXLAN overlay, and run the
 /// Pods bound to this node (network namespace, veth, address, resolv.conf and hosts,
-/// processes, readiness probes, status). It also serves cluster DNS on --node-ip:53 and
-/// announces it, so the kube-dns Service (10.96.0.10) balances over every node's server
-/// (`--disable dns` leaves that to `weft dns` elsewhere).
+/// processes, readiness probes, status). It also runs the service proxy (as `weft proxy`)
+/// and serves cluster DNS on --node-ip:53, announced so that the kube-dns Service
+/// (10.96.0.10) balances over every node's server. `--disable proxy,dns` leaves those to
+/// standalone `weft proxy` / `weft dns`.
 ///
 /// Pods keep running when the agent stops; a restarted agent re-adopts them.
 ///
@@ -49,9 +51,16 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
     /// Components not to run inside the agent (comma-separated). By default the node also
-    /// serves cluster DNS on --node-ip port 53, as a backend of the kube-dns Service.
+    /// runs the service proxy, and serves cluster DNS on --node-ip port 53 as a backend of
+    /// the kube-dns Service.
     #[arg(long, value_enum, value_delimiter = ',')]
     disable: Vec<Component>,
+    /// The service proxy's backend (see `weft proxy --help`).
+    #[arg(long, value_enum, default_value = "auto")]
+    proxy_mode: super::proxy::Mode,
+    /// Only NodePorts on node addresses inside these networks (default: every address).
+    #[arg(long, value_delimiter = ',')]
+    nodeport_addresses: Vec<IpNet>,
     /// Upstream servers for names outside the cluster (default: /etc/resolv.conf's).
     #[arg(long, value_delimiter = ',')]
     dns_upstream: Vec<SocketAddr>,
@@ -62,13 +71,17 @@ pub struct Args {
 pub enum Component {
     /// Cluster DNS (`weft dns`) on --node-ip:53.
     Dns,
+    /// The service proxy (`weft proxy`): ClusterIPs and NodePorts in this node's kernel.
+    Proxy,
 }
 
 impl Component {
-    /// The name announced in the Node's `weft.io/node-services` annotation.
-    fn service_name(self) -> &'static str {
+    /// The name announced in the Node's `weft.io/node-services` annotation, for what
+    /// serves other nodes' clients.
+    fn service_name(self) -> Option<&'static str> {
         match self {
-            Component::Dns => "dns",
+            Component::Dns => Some("dns"),
+            Component::Proxy => None,
         }
     }
 }
@@ -78,7 +91,7 @@ pub async fn run(args: Args) -> Result<()> {
     let mut node_services = Vec::new();
     // Started before the agent announces the node as serving them, so a taken port fails
     // the start instead of sending pods to a server that is not there.
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = Tasks::new();
     if enabled(Component::Dns) {
         let client = client(&args.kubeconfig)?;
         let mut config = DnsConfig {
@@ -90,13 +103,19 @@ pub async fn run(args: Args) -> Result<()> {
         config.allowed.push(IpNet::V4(args.cluster_cidr.trunc()));
         config.allowed.push(IpNet::V4(Ipv4Net::from(args.node_ip)));
         let dns = super::dns::start(client, config).await?;
-        tasks.spawn(async move {
-            (
-                "cluster DNS",
-                dns.await.map_err(anyhow::Error::from).and_then(|r| r),
-            )
-        });
-        node_services.push(Component::Dns.service_name().to_string());
+        supervise(&mut tasks, "cluster DNS", dns);
+        node_services.extend(Component::Dns.service_name().map(String::from));
+    }
+    if enabled(Component::Proxy) {
+        let options = super::proxy::ProxyOptions {
+            node_name: args.node_name.clone(),
+            node_ips: Vec::new(),
+            nodeport_addresses: args.nodeport_addresses.clone(),
+            cluster_cidr: args.cluster_cidr,
+            mode: args.proxy_mode,
+        };
+        let proxy = super::proxy::start(client(&args.kubeconfig)?, options).await?;
+        supervise(&mut tasks, "service proxy", proxy);
     }
     let state_dir = args
         .state_dir
@@ -122,6 +141,18 @@ pub async fn run(args: Args) -> Result<()> {
             Err(e) => Err(e.context(what)),
         },
     }
+}
+
+type Tasks = tokio::task::JoinSet<(&'static str, Result<()>)>;
+
+/// Adds a component's task to those `run` watches: its end, or failure, ends the node.
+fn supervise(tasks: &mut Tasks, what: &'static str, task: JoinHandle<Result<()>>) {
+    tasks.spawn(async move {
+        (
+            what,
+            task.await.map_err(anyhow::Error::from).and_then(|r| r),
+        )
+    });
 }
 
 fn client(kubeconfig: &Path) -> Result<Client> {
