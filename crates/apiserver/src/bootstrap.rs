@@ -1,6 +1,7 @@
 //! Objects present from the first start: namespaces `default`, `kube-system` and
 //! `kube-public`; Service `kubernetes` (first address of the service CIDR) with Endpoints
-//! pointing at this API server; Service `kube-dns` (tenth address) in kube-system.
+//! pointing at this API server; Service `kube-dns` (tenth address) in kube-system; Service
+//! `weft-router` (eleventh address) in kube-system, the path router's address.
 
 use std::net::IpAddr;
 
@@ -11,6 +12,29 @@ use weft_api::ResourceInfo;
 
 use crate::error::{ApiError, ApiResult};
 use crate::registry::{Part, Registry};
+
+/// The path router's Service in kube-system; cluster DNS maps DNS-object hosts to its
+/// ClusterIP.
+pub const ROUTER_SERVICE: &str = "weft-router";
+/// The port `weft router` listens on on each node (the Service's targetPort).
+pub const ROUTER_NODE_PORT: u16 = 10080;
+/// What a node announces in `weft.io/node-services` when it runs the router.
+pub const ROUTER_NODE_SERVICE: &str = "router";
+
+/// The `weft-router` Service: port 80 (`http`) → every node running the router, port
+/// 10080. It has no selector; the endpoints controller lists the Ready nodes that
+/// announce `router` (see [`ANNOTATION_SERVED_BY_NODES`]), each with its nodeName.
+pub fn router_service(service_cidr: &ipnet::IpNet) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": ROUTER_SERVICE, "namespace": "kube-system",
+                     "labels": {"k8s-app": ROUTER_SERVICE},
+                     "annotations": {ANNOTATION_SERVED_BY_NODES: ROUTER_NODE_SERVICE}},
+        "spec": {"clusterIP": nth_address(service_cidr, 11).to_string(),
+                 "ports": [{"name": "http", "port": 80, "protocol": "TCP",
+                            "targetPort": ROUTER_NODE_PORT}]}
+    })
+}
 
 /// The n-th address of a network (n = 1 for `10.96.0.1` in `10.96.0.0/12`).
 pub fn nth_address(net: &ipnet::IpNet, n: u32) -> IpAddr {
@@ -76,6 +100,13 @@ pub async fn run(
                      "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}
         }),
+    )
+    .await?;
+    ensure(
+        registry,
+        &SERVICE,
+        Some("kube-system"),
+        router_service(&service_cidr),
     )
     .await?;
     // The `kubernetes` Service has no selector: its Endpoints name this API server, and are

@@ -232,3 +232,32 @@ fn chrono_now() -> String {
         .expect("date");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weft_router_service_lists_the_ready_nodes_running_the_router() {
+    let s = TestServer::start().await;
+    let path = "/api/v1/namespaces/kube-system";
+    let (code, svc) = s.get(&format!("{path}/services/weft-router")).await;
+    assert_eq!(code, 200, "{svc}");
+    assert_eq!(svc["spec"]["clusterIP"], "10.96.0.11");
+    assert_eq!(svc["spec"]["ports"][0]["name"], "http");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 10080);
+    for (name, ip, serves) in [
+        ("n1", "192.168.56.11", "router"),
+        ("n2", "192.168.56.12", "dns"),
+    ] {
+        let mut n = node(name, &chrono_now());
+        n["metadata"]["annotations"] = json!({"weft.io/node-services": serves});
+        n["status"]["addresses"] = json!([{"type": "InternalIP", "address": ip}]);
+        assert_eq!(s.post("/api/v1/nodes", &n).await.0, 201);
+    }
+    let ep = eventually("the router node in weft-router's endpoints", || async {
+        let (code, ep) = s.get(&format!("{path}/endpoints/weft-router")).await;
+        (code == 200 && ready_ips(&ep) == ["192.168.56.11"]).then_some(ep)
+    })
+    .await;
+    assert_eq!(ep["subsets"][0]["addresses"][0]["nodeName"], "n1");
+    assert_eq!(ep["subsets"][0]["ports"][0]["port"], 10080);
+    assert_eq!(ep["subsets"][0]["ports"][0]["name"], "http");
+}

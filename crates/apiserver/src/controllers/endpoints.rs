@@ -417,4 +417,38 @@ mod tests {
         let ep = desired_endpoints_with_nodes(&s, &pods, &nodes[2..]).unwrap();
         assert!(ep.subsets.is_empty());
     }
+
+    #[test]
+    fn router_service_endpoints_are_the_ready_nodes_running_the_router() {
+        let cidr: ipnet::IpNet = "10.96.0.0/12".parse().unwrap();
+        let s: Service = serde_json::from_value(crate::bootstrap::router_service(&cidr)).unwrap();
+        assert_eq!(s.metadata.name, "weft-router");
+        assert_eq!(s.metadata.namespace.as_deref(), Some("kube-system"));
+        assert_eq!(s.spec.cluster_ip, "10.96.0.11");
+        assert!(s.spec.selector.is_empty());
+        let nodes = [
+            node("n2", "172.30.0.12", true, Some("dns,router")),
+            node("n1", "172.30.0.11", true, Some("router")),
+            node("n3", "172.30.0.13", false, Some("router")),
+            node("n4", "172.30.0.14", true, Some("dns")),
+        ];
+        let ep = desired_endpoints_with_nodes(&s, &[], &nodes).unwrap();
+        assert_eq!(ep.metadata.namespace.as_deref(), Some("kube-system"));
+        assert_eq!(ep.subsets.len(), 1, "{ep:?}");
+        let addrs: Vec<(&str, Option<&str>)> = ep.subsets[0]
+            .addresses
+            .iter()
+            .map(|a| (a.ip.as_str(), a.node_name.as_deref()))
+            .collect();
+        assert_eq!(
+            addrs,
+            [("172.30.0.11", Some("n1")), ("172.30.0.12", Some("n2"))]
+        );
+        let ports: Vec<(&str, i32, &str)> = ep.subsets[0]
+            .ports
+            .iter()
+            .map(|p| (p.name.as_str(), p.port, p.protocol.as_str()))
+            .collect();
+        assert_eq!(ports, [("http", 10080, "TCP")]);
+    }
 }
