@@ -1,7 +1,7 @@
 //! Weft's service proxy: the desired [`ServiceTable`] computed from Services and Endpoints
 //! (pure, in [`table`]), and backends that program it into the kernel behind
 //! [`ProxyBackend`]. The nftables backend ([`NftProxy`]) works on any kernel with nftables;
-//! an IPVS backend can implement the same trait.
+//! the IPVS backend ([`IpvsProxy`]) needs a kernel with IPVS (`ip_vs`).
 //!
 //! ```no_run
 //! # async fn demo(services: Vec<weft_api::core::Service>,
@@ -30,9 +30,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod ipvs;
 pub mod nftables;
 pub mod table;
 
+pub use ipvs::{IpvsConfig, IpvsProxy};
 pub use nftables::{NftConfig, NftProxy};
 pub use table::{
     diff, Changes, Endpoint, NodeContext, Problem, Protocol, ServicePortName, ServiceTable,
@@ -49,6 +51,8 @@ pub enum ProxyError {
     Failed { command: String, stderr: String },
     #[error("reading the kernel's table: {0}")]
     Parse(String),
+    #[error(transparent)]
+    Netlink(#[from] weft_netlink::NetlinkError),
 }
 
 pub type Result<T, E = ProxyError> = std::result::Result<T, E>;
@@ -68,6 +72,11 @@ pub struct SyncStats {
     pub elements_deleted: usize,
     /// Size of the transaction sent to the kernel (0: nothing to do).
     pub script_bytes: usize,
+    /// IPVS changes sent (IPVS mode).
+    pub ipvs_ops: usize,
+    /// Services the kernel refused (e.g. a protocol it lacks), one per Service port; the
+    /// others were programmed. For the caller to log and report as Events.
+    pub problems: Vec<table::Problem>,
     pub elapsed: Duration,
 }
 
@@ -80,4 +89,9 @@ pub trait ProxyBackend: Send {
     async fn sync(&mut self, desired: &ServiceTable) -> Result<SyncStats>;
     /// Removes everything this backend installed (`kube-proxy --cleanup`).
     async fn cleanup(&mut self) -> Result<()>;
+    /// When to sync again even if nothing changes (IPVS mode: to finish terminating
+    /// real servers); None: only on changes.
+    fn next_wakeup(&self) -> Option<Duration> {
+        None
+    }
 }

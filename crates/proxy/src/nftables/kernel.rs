@@ -65,19 +65,27 @@ pub async fn read(netns: Option<&str>) -> Result<Option<Objects>> {
     }
 }
 
-/// Parses `nft -j list table ip weft-proxy`.
-pub fn parse(json: &str) -> Result<Objects> {
+/// The items of an `nft -j list …` document.
+pub(crate) fn items(json: &str) -> Result<Vec<Value>> {
     let doc: Value =
         serde_json::from_str(json).map_err(|e| ProxyError::Parse(format!("not JSON: {e}")))?;
-    let items = doc
-        .get("nftables")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ProxyError::Parse("no \"nftables\" array".into()))?;
+    match doc {
+        Value::Object(mut o) => match o.remove("nftables") {
+            Some(Value::Array(items)) => Ok(items),
+            _ => Err(ProxyError::Parse("no \"nftables\" array".into())),
+        },
+        _ => Err(ProxyError::Parse("no \"nftables\" array".into())),
+    }
+}
+
+/// Parses `nft -j list table ip weft-proxy`.
+pub fn parse(json: &str) -> Result<Objects> {
+    let items = items(json)?;
     let mut objects = Objects {
         nodeport_ips: Some(BTreeSet::new()),
         ..Default::default()
     };
-    for item in items {
+    for item in &items {
         if let Some(chain) = item.get("chain") {
             let name = str_field(chain, "name")?;
             // A chain without our hash comment is rewritten on the next sync.
@@ -151,7 +159,7 @@ fn str_field(v: &Value, field: &str) -> Result<String> {
 }
 
 /// A map key as our scripts spell it: `10.96.0.1 . tcp . 80`.
-fn key_text(key: &Value) -> Result<String> {
+pub(crate) fn key_text(key: &Value) -> Result<String> {
     let parts: Vec<&Value> = match key.get("concat").and_then(Value::as_array) {
         Some(parts) => parts.iter().collect(),
         None => vec![key],

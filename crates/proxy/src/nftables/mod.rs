@@ -14,7 +14,7 @@
 //! only the objects of the Service ports that changed since the last sync. The table is
 //! never flushed or recreated, so conntrack entries and established connections stay.
 
-mod kernel;
+pub(crate) mod kernel;
 pub mod render;
 pub mod script;
 
@@ -138,6 +138,7 @@ impl ProxyBackend for NftProxy {
             elements_deleted: script.elements_deleted,
             script_bytes: script.text.len(),
             elapsed: start.elapsed(),
+            ..Default::default()
         };
         tracing::debug!(?stats, "nftables sync");
         Ok(stats)

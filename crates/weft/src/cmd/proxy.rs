@@ -1,5 +1,5 @@
 //! `weft proxy`: Services and Endpoints from informers → the desired service table → the
-//! kernel, by diff. Bursts of changes are gathered into one sync.
+//! kernel, by diff, through IPVS or nftables. Bursts of changes are gathered into one sync.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -11,9 +11,13 @@ use ipnet::{IpNet, Ipv4Net};
 use tokio::task::JoinHandle;
 use weft_api::core::{Endpoints, Service};
 use weft_client::{Client, Informer, Kubeconfig, ListParams};
-use weft_proxy::{NftConfig, NftProxy, NodeContext, ProxyBackend, ServiceTable};
+use weft_proxy::ipvs::{cleanup_host, KernelHost};
+use weft_proxy::{
+    IpvsConfig, IpvsProxy, NftConfig, NftProxy, NodeContext, ProxyBackend, ServiceTable,
+};
 
 const DEBOUNCE: Duration = Duration::from_millis(50);
+const RESYNC: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -27,8 +31,9 @@ pub enum Mode {
 ///
 /// Example:
 ///   weft proxy --kubeconfig node-1.kubeconfig --node-name node-1 --node-ip 192.168.56.11
-///   nft list table ip weft-proxy
-///   weft proxy --cleanup          # remove everything it made
+///   ipvsadm -Ln                   # IPVS mode (nft list table ip weft-ipvs: masquerade)
+///   nft list table ip weft-proxy  # nftables mode
+///   weft proxy --cleanup          # remove everything either mode made
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -48,19 +53,116 @@ pub struct Args {
     cluster_cidr: Ipv4Net,
     #[arg(long, value_enum, default_value = "auto")]
     proxy_mode: Mode,
-    /// Remove every rule the proxy made, then exit.
+    /// Remove every rule, virtual server and device the proxy made (both modes), then exit.
     #[arg(long)]
     cleanup: bool,
 }
 
-fn kernel_has_ipvs() -> bool {
-    std::path::Path::new("/proc/net/ip_vs").exists()
+const PROC_IPVS: &str = "/proc/net/ip_vs";
+
+/// Whether the kernel has IPVS, loading the module if it can; and why.
+async fn probe_ipvs() -> (bool, String) {
+    if std::path::Path::new(PROC_IPVS).exists() {
+        return (true, format!("{PROC_IPVS} exists"));
+    }
+    let loaded = tokio::process::Command::new("modprobe")
+        .arg("ip_vs")
+        .output()
+        .await;
+    match loaded {
+        Ok(out) if out.status.success() && std::path::Path::new(PROC_IPVS).exists() => {
+            (true, "modprobe ip_vs loaded it".into())
+        }
+        Ok(out) => (
+            false,
+            format!(
+                "{PROC_IPVS} is absent and modprobe ip_vs failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ),
+        Err(e) => (
+            false,
+            format!("{PROC_IPVS} is absent and modprobe could not run: {e}"),
+        ),
+    }
+}
+
+fn ipvs_backend(cidr: Ipv4Net) -> Result<Box<dyn ProxyBackend>> {
+    let config = IpvsConfig {
+        cluster_cidr: Some(cidr),
+        ..Default::default()
+    };
+    Ok(Box::new(
+        IpvsProxy::new(config).context("opening the kernel's IPVS")?,
+    ))
+}
+
+fn nft_backend(cidr: Ipv4Net) -> Box<dyn ProxyBackend> {
+    Box::new(NftProxy::new(NftConfig {
+        cluster_cidr: Some(cidr),
+        netns: None,
+    }))
+}
+
+async fn choose_backend(mode: Mode, cidr: Ipv4Net) -> Result<Box<dyn ProxyBackend>> {
+    match mode {
+        Mode::Ipvs => ipvs_backend(cidr),
+        Mode::Nftables => Ok(nft_backend(cidr)),
+        Mode::Auto => {
+            let (has, why) = probe_ipvs().await;
+            if !has {
+                tracing::info!(reason = %why, "proxy mode auto: using nftables");
+                return Ok(nft_backend(cidr));
+            }
+            match ipvs_backend(cidr) {
+                Ok(b) => {
+                    tracing::info!(reason = %why, "proxy mode auto: using IPVS");
+                    Ok(b)
+                }
+                Err(e) => {
+                    tracing::warn!(reason = %why, error = %format!("{e:#}"),
+                        "proxy mode auto: IPVS present but unusable, using nftables");
+                    Ok(nft_backend(cidr))
+                }
+            }
+        }
+    }
+}
+
+/// `--cleanup`: both modes' leftovers, going on past a failure.
+async fn cleanup(cidr: Ipv4Net) -> Result<()> {
+    let mut failed = Vec::new();
+    if let Err(e) = nft_backend(cidr).cleanup().await {
+        failed.push(format!("nftables mode: {e}"));
+    }
+    let ipvs = if std::path::Path::new(PROC_IPVS).exists() {
+        match ipvs_backend(cidr) {
+            Ok(mut b) => b.cleanup().await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        }
+    } else {
+        // No IPVS, so no virtual servers: only the device and the table can be left.
+        cleanup_host(&mut KernelHost::new(None))
+            .await
+            .map_err(anyhow::Error::from)
+    };
+    if let Err(e) = ipvs {
+        failed.push(format!("IPVS mode: {e:#}"));
+    }
+    if !failed.is_empty() {
+        bail!("cleanup incomplete: {}", failed.join("; "));
+    }
+    eprintln!("weft proxy: removed table ip weft-proxy, IPVS virtual servers, kube-ipvs0, table ip weft-ipvs");
+    Ok(())
 }
 
 async fn local_addresses() -> Result<Vec<IpAddr>> {
     let nl = weft_netlink::Netlink::new().context("opening netlink")?;
     let mut out = Vec::new();
     for link in nl.links().await.context("listing links")? {
+        if link.name == weft_proxy::ipvs::sets::DUMMY {
+            continue;
+        }
         for a in nl
             .addresses(link.index)
             .await
@@ -76,6 +178,14 @@ async fn local_addresses() -> Result<Vec<IpAddr>> {
     Ok(out)
 }
 
+/// Logs each problem once while it lasts.
+fn report(reported: &mut Vec<String>, problems: Vec<String>, what: &str) {
+    for p in problems.iter().filter(|p| !reported.contains(p)) {
+        tracing::warn!(problem = %p, "{what}");
+    }
+    *reported = problems;
+}
+
 /// What a proxy needs besides the API client: `weft proxy`'s flags, or `weft node`'s.
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
@@ -87,37 +197,9 @@ pub struct ProxyOptions {
     pub mode: Mode,
 }
 
-/// The backend `mode` asks for, with `auto` resolved and logged.
-fn backend(mode: Mode, cluster_cidr: Ipv4Net) -> Result<Box<dyn ProxyBackend>> {
-    let mode = match mode {
-        Mode::Ipvs => bail!("--proxy-mode ipvs: the IPVS backend is not built yet; use nftables"),
-        Mode::Nftables => Mode::Nftables,
-        Mode::Auto => {
-            if kernel_has_ipvs() {
-                tracing::info!(
-                    "kernel has IPVS, but the IPVS backend is not built yet: using nftables"
-                );
-            } else {
-                tracing::info!("kernel has no IPVS (/proc/net/ip_vs is absent): using nftables");
-            }
-            Mode::Nftables
-        }
-    };
-    debug_assert_eq!(mode, Mode::Nftables);
-    Ok(Box::new(NftProxy::new(NftConfig {
-        cluster_cidr: Some(cluster_cidr.trunc()),
-        netns: None,
-    })))
-}
-
 pub async fn run(args: Args) -> Result<()> {
     if args.cleanup {
-        backend(args.proxy_mode, args.cluster_cidr)?
-            .cleanup()
-            .await
-            .context("removing the proxy's rules")?;
-        eprintln!("weft proxy: removed table ip weft-proxy");
-        return Ok(());
+        return cleanup(args.cluster_cidr.trunc()).await;
     }
     let (Some(kubeconfig_path), Some(node_name)) = (args.kubeconfig, args.node_name) else {
         bail!("--kubeconfig and --node-name are required");
@@ -142,7 +224,7 @@ pub async fn run(args: Args) -> Result<()> {
 /// Picks the backend and starts the proxy loop: Services and Endpoints from informers →
 /// the desired table → the kernel, by diff. The task ends only on a fatal error.
 pub async fn start(client: Client, options: ProxyOptions) -> Result<JoinHandle<Result<()>>> {
-    let mut backend = backend(options.mode, options.cluster_cidr)?;
+    let mut backend = choose_backend(options.mode, options.cluster_cidr.trunc()).await?;
     weft_netlink::sysctl_set("net.ipv4.ip_forward", "1").context("enabling IPv4 forwarding")?;
     let addresses = if options.node_ips.is_empty() {
         local_addresses().await?
@@ -161,22 +243,25 @@ pub async fn start(client: Client, options: ProxyOptions) -> Result<JoinHandle<R
             Informer::new(client.api::<Endpoints>(None), ListParams::default()).spawn(256);
         services.wait_synced().await;
         endpoints.wait_synced().await;
-        let mut reported: Vec<String> = Vec::new();
+        let (mut skipped, mut refused) = (Vec::new(), Vec::new());
         loop {
             let table = ServiceTable::build(&services.list(), &endpoints.list(), &node);
-            let problems: Vec<String> = table.problems.iter().map(|p| format!("{p:?}")).collect();
-            for p in problems.iter().filter(|p| !reported.contains(p)) {
-                tracing::warn!(problem = %p, "service skipped");
-            }
-            reported = problems;
+            let problems = table.problems.iter().map(|p| format!("{p:?}")).collect();
+            report(&mut skipped, problems, "service skipped");
             match backend.sync(&table).await {
-                Ok(stats) => tracing::debug!(?stats, "synced"),
+                Ok(stats) => {
+                    let problems = stats.problems.iter().map(|p| format!("{p:?}")).collect();
+                    report(&mut refused, problems, "service refused by the kernel");
+                    tracing::debug!(?stats, "synced");
+                }
                 Err(e) => tracing::warn!(error = %e, "sync failed; will retry"),
             }
+            // IPVS mode asks for an early sync while real servers drain.
+            let wait = backend.next_wakeup().map_or(RESYNC, |w| w.min(RESYNC));
             tokio::select! {
                 Some(_) = s_rx.recv() => {}
                 Some(_) = e_rx.recv() => {}
-                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             tokio::time::sleep(DEBOUNCE).await;
             while s_rx.try_recv().is_ok() || e_rx.try_recv().is_ok() {}
