@@ -40,8 +40,8 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
         std::process::Command::new("dig").arg("-v").output().is_ok(),
         "dig is required (scripts/install-deps installs dnsutils)"
     );
-    let lab = Lab::start(1);
-    lab.apply(&sleep_pod(NS, "client", None));
+    let lab = Lab::start(2);
+    lab.apply(&sleep_pod(NS, "client", Some("node1")));
     // Two endpoints of a headless Service, one with a hostname under it.
     for (name, hostname) in [("web-0", Some("web-0")), ("web-1", None)] {
         let mut pod: serde_json::Value = serde_json::from_str(&echo_pod(NS, name, None)).unwrap();
@@ -69,19 +69,22 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
         .unwrap()
         .to_string();
 
-    // kube-dns is served by the node itself: its Endpoints list the node's address.
-    let node_ip = lab.node(1).ip.to_string();
+    // kube-dns is served by the nodes themselves: its Endpoints list both addresses.
+    let mut node_ips = vec![lab.node(1).ip.to_string(), lab.node(2).ip.to_string()];
+    node_ips.sort();
     lab.wait_until(
         Duration::from_secs(30),
-        "kube-dns Endpoints to list the node",
+        "kube-dns Endpoints to list the nodes",
         || {
             let ep = lab.get_json(&["get", "endpoints", "kube-dns", "-n", "kube-system"])?;
-            let subsets = ep["subsets"].as_array()?;
-            subsets
+            let mut ips: Vec<String> = ep["subsets"]
+                .as_array()?
                 .iter()
                 .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
-                .any(|a| a["ip"] == node_ip.as_str())
-                .then_some(())
+                .filter_map(|a| a["ip"].as_str().map(str::to_string))
+                .collect();
+            ips.sort();
+            (ips == node_ips).then_some(())
         },
     );
     // The pod asks the nameserver of its own resolv.conf: the kube-dns ClusterIP.
@@ -103,6 +106,17 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
                 .then_some(())
         },
     );
+
+    // Each node's server answers the pod, the other node's too (the query arrives
+    // masqueraded to node 1's address, which is on the node network it allows).
+    for node in [1, 2] {
+        let at = format!("@{}", lab.node(node).ip);
+        assert_eq!(
+            dig(&lab, &[&at, "+short", "api.default.svc.cluster.local"]),
+            api_ip,
+            "node {node}'s DNS server"
+        );
+    }
 
     // ClusterIP Service: A, case-insensitively; SRV for the named port; PTR.
     assert_eq!(

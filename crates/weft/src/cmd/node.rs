@@ -64,6 +64,10 @@ pub struct Args {
     /// Upstream servers for names outside the cluster (default: /etc/resolv.conf's).
     #[arg(long, value_delimiter = ',')]
     dns_upstream: Vec<SocketAddr>,
+    /// Networks allowed to query DNS besides the cluster CIDR, the service CIDR and the
+    /// network of --node-ip (anyone else is refused).
+    #[arg(long, value_delimiter = ',')]
+    dns_allow: Vec<IpNet>,
 }
 
 /// What `weft node` runs besides the agent itself.
@@ -101,7 +105,11 @@ pub async fn run(args: Args) -> Result<()> {
             ..Default::default()
         };
         config.allowed.push(IpNet::V4(args.cluster_cidr.trunc()));
-        config.allowed.push(IpNet::V4(Ipv4Net::from(args.node_ip)));
+        // Pods' queries to another node's server arrive masqueraded to their node's address.
+        config
+            .allowed
+            .push(IpNet::V4(node_network(args.node_ip).await?));
+        config.allowed.extend(args.dns_allow.iter().copied());
         let dns = super::dns::start(client, config).await?;
         supervise(&mut tasks, "cluster DNS", dns);
         node_services.extend(Component::Dns.service_name().map(String::from));
@@ -153,6 +161,26 @@ fn supervise(tasks: &mut Tasks, what: &'static str, task: JoinHandle<Result<()>>
             task.await.map_err(anyhow::Error::from).and_then(|r| r),
         )
     });
+}
+
+/// The network --node-ip is on (its address's prefix on its interface): where the other
+/// nodes are.
+async fn node_network(node_ip: Ipv4Addr) -> Result<Ipv4Net> {
+    let nl = weft_netlink::Netlink::new().context("opening netlink")?;
+    for link in nl.links().await.context("listing links")? {
+        for address in nl
+            .addresses(link.index)
+            .await
+            .context("listing addresses")?
+        {
+            if let IpNet::V4(v4) = address {
+                if v4.addr() == node_ip {
+                    return Ok(v4.trunc());
+                }
+            }
+        }
+    }
+    bail!("--node-ip {node_ip}: no interface of this network namespace has that address")
 }
 
 fn client(kubeconfig: &Path) -> Result<Client> {
