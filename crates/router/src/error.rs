@@ -15,6 +15,12 @@ pub enum RouterError {
     },
     #[error("reading the local address of the listener: {0}")]
     LocalAddr(std::io::Error),
+    #[error("starting a worker runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("starting a worker thread: {0}")]
+    Thread(std::io::Error),
+    #[error("a worker thread exited while starting")]
+    WorkerExited,
 }
 
 /// A request the router could not forward.

@@ -45,8 +45,10 @@ pub mod headers;
 pub mod routes;
 mod server;
 pub mod source;
+mod workers;
 
 pub use error::{Failure, RouterError};
 pub use forward::ResponseBody;
 pub use routes::{ForwardMode, RouteTable, Sources};
 pub use server::{bind, serve, Routes, ServerConfig};
+pub use workers::{spawn_workers, Workers};

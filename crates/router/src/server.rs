@@ -82,7 +82,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RouterError> {
     let local = listener.local_addr().map_err(RouterError::LocalAddr)?;
-    tracing::info!(listen = %local, "weft router serving");
+    tracing::debug!(listen = %local, "serving");
     let forwarder = Arc::new(Forwarder::new(routes, &config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

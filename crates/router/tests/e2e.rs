@@ -325,3 +325,32 @@ async fn route_change_applies_within_a_second_and_streams_in_flight_survive() {
     let want: String = (1..10).map(|i| format!("chunk-{i}\n")).collect();
     assert_eq!(String::from_utf8_lossy(&rest), want);
 }
+
+#[tokio::test]
+async fn worker_threads_share_one_port_and_serve() {
+    let wear = backend("127.0.0.23", "wear").await;
+    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
+    let routes = weft_router::Routes::new(table(&yaml));
+    let workers = weft_router::spawn_workers(
+        "127.0.0.24:0".parse().unwrap(),
+        3,
+        routes,
+        weft_router::ServerConfig::default(),
+    )
+    .expect("workers start");
+    let addr = workers.local_addr();
+    assert_ne!(addr.port(), 0);
+    for i in 0..20 {
+        let (code, body) = get(addr, "shop.example.com", &format!("/wear/{i}")).await;
+        assert_eq!(code, 200, "{body}");
+        assert!(body.starts_with(&format!("wear path=/{i} ")), "{body}");
+    }
+    assert!(!workers.any_exited());
+    tokio::task::spawn_blocking(move || workers.stop())
+        .await
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "nothing listens once stopped"
+    );
+}

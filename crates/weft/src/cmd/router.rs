@@ -12,7 +12,7 @@ use weft_api::core::{Endpoints, Service};
 use weft_api::networking::Ingress;
 use weft_api::weft::Dns;
 use weft_client::{Client, Informer, Kubeconfig, ListParams};
-use weft_router::{ForwardMode, RouteTable, Routes, ServerConfig, Sources};
+use weft_router::{ForwardMode, RouteTable, Routes, ServerConfig, Sources, Workers};
 
 /// How long to gather changes before rebuilding the table: one rebuild per burst, and
 /// well inside the promise that a change applies within a second.
@@ -62,6 +62,10 @@ pub struct Args {
     /// Address and port to serve HTTP on.
     #[arg(long, default_value = "0.0.0.0:10080")]
     listen: SocketAddr,
+    /// Worker threads, each with its own listening socket (SO_REUSEPORT) and backend
+    /// connections, as nginx's worker processes (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Where requests for a Service go.
     #[arg(long, value_enum, default_value = "endpoints")]
     forward: Forward,
@@ -100,26 +104,60 @@ pub async fn run(args: Args) -> Result<()> {
         response_header_timeout: args.response_header_timeout,
         ..Default::default()
     };
-    let routes = Routes::default();
+    let server = Server {
+        listen: args.listen,
+        workers: args
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        config,
+        routes: Routes::default(),
+    };
     let mut report = Report::default();
-    let listener = weft_router::bind(args.listen).await?;
     match (&args.routes_file, &args.kubeconfig) {
         (Some(file), _) => {
             let (table, stamp) = load_file(file, mode)?;
             report.log(&table);
-            routes.store(table);
-            let server = tokio::spawn(weft_router::serve(
-                listener,
-                routes.clone(),
-                config,
-                super::shutdown_signal(),
-            ));
-            watch_file(file, stamp, mode, &routes, &mut report, server).await
+            server.routes.store(table);
+            let workers = server.start()?;
+            let result = watch_file(file, stamp, mode, &server.routes, &mut report, &workers).await;
+            stop(workers).await;
+            result
         }
-        (None, Some(kubeconfig)) => {
-            from_api(kubeconfig, mode, routes, listener, config, report).await
-        }
+        (None, Some(kubeconfig)) => from_api(kubeconfig, mode, server, report).await,
         (None, None) => bail!("one of --kubeconfig and --routes-file is required"),
+    }
+}
+
+/// What serving needs; started once the first complete table is in place, so a router
+/// never answers 404 for a host only because it has not read the objects yet.
+struct Server {
+    listen: SocketAddr,
+    workers: usize,
+    config: ServerConfig,
+    routes: Routes,
+}
+
+impl Server {
+    fn start(&self) -> Result<Workers> {
+        let workers = weft_router::spawn_workers(
+            self.listen,
+            self.workers,
+            self.routes.clone(),
+            self.config.clone(),
+        )?;
+        tracing::info!(listen = %workers.local_addr(), workers = self.workers, "weft router serving");
+        Ok(workers)
+    }
+}
+
+async fn stop(workers: Workers) {
+    let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
+}
+
+/// Resolves when a worker thread has died (checked every half second).
+async fn worker_exit(workers: &Workers) {
+    while !workers.any_exited() {
+        tokio::time::sleep(FILE_POLL).await;
     }
 }
 
@@ -141,12 +179,13 @@ async fn watch_file(
     mode: ForwardMode,
     routes: &Routes,
     report: &mut Report,
-    mut server: tokio::task::JoinHandle<Result<(), weft_router::RouterError>>,
+    workers: &Workers,
 ) -> Result<()> {
     loop {
         tokio::select! {
-            done = &mut server => return Ok(done.context("router task")??),
             _ = tokio::time::sleep(FILE_POLL) => {}
+            _ = worker_exit(workers) => bail!("a router worker thread exited"),
+            _ = super::shutdown_signal() => return Ok(()),
         }
         let now = modified(path);
         if now == stamp {
@@ -170,9 +209,7 @@ async fn watch_file(
 async fn from_api(
     kubeconfig_path: &Path,
     mode: ForwardMode,
-    routes: Routes,
-    listener: tokio::net::TcpListener,
-    config: ServerConfig,
+    server: Server,
     mut report: Report,
 ) -> Result<()> {
     let kubeconfig = Kubeconfig::load(kubeconfig_path)
@@ -208,20 +245,22 @@ async fn from_api(
         report.log(&table);
         table
     };
-    routes.store(build(&mut report));
-    let mut server = tokio::spawn(weft_router::serve(
-        listener,
-        routes.clone(),
-        config,
-        super::shutdown_signal(),
-    ));
+    server.routes.store(build(&mut report));
+    let workers = server.start()?;
     loop {
         tokio::select! {
             Some(_) = d_rx.recv() => {}
             Some(_) = i_rx.recv() => {}
             Some(_) = s_rx.recv() => {}
             Some(_) = e_rx.recv() => {}
-            done = &mut server => return Ok(done.context("router task")??),
+            _ = worker_exit(&workers) => {
+                stop(workers).await;
+                bail!("a router worker thread exited");
+            }
+            _ = super::shutdown_signal() => {
+                stop(workers).await;
+                return Ok(());
+            }
         }
         tokio::time::sleep(DEBOUNCE).await;
         while d_rx.try_recv().is_ok()
@@ -229,7 +268,7 @@ async fn from_api(
             || s_rx.try_recv().is_ok()
             || e_rx.try_recv().is_ok()
         {}
-        routes.store(build(&mut report));
+        server.routes.store(build(&mut report));
     }
 }
 
