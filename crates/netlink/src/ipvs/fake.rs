@@ -137,11 +137,13 @@ impl IpvsOps for MemoryIpvs {
     }
 
     async fn destinations(&mut self, service: &ServiceKey) -> Result<Vec<Destination>> {
-        self.lock()
+        // As the kernel: an unknown service has an empty dump, not an error.
+        Ok(self
+            .lock()
             .services
             .get(service)
             .map(|(_, d)| d.clone())
-            .ok_or_else(|| NetlinkError::os(format!("ipvs service {service}"), Errno::ESRCH as i32))
+            .unwrap_or_default())
     }
 
     async fn apply(&mut self, ops: Vec<IpvsOp>) -> Result<Vec<OpFailure>> {

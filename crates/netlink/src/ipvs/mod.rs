@@ -380,8 +380,20 @@ pub trait IpvsOps: Send {
     async fn info(&mut self) -> Result<Info>;
     /// Every virtual service (with stats).
     async fn services(&mut self) -> Result<Vec<Service>>;
-    /// The destinations of one service (with connection counts and stats).
+    /// The destinations of one service (with connection counts and stats); none for an
+    /// unknown service (the kernel answers an empty dump, not an error).
     async fn destinations(&mut self, service: &ServiceKey) -> Result<Vec<Destination>>;
+    /// The destinations of each of `services`, in order (a restart reads thousands).
+    async fn destinations_of(
+        &mut self,
+        services: Vec<ServiceKey>,
+    ) -> Result<Vec<Vec<Destination>>> {
+        let mut out = Vec::with_capacity(services.len());
+        for key in &services {
+            out.push(self.destinations(key).await?);
+        }
+        Ok(out)
+    }
     /// Applies `ops` in order. The kernel goes on past a refused op, so the result lists
     /// every refusal with its index; `Err` only when the conversation itself failed (then
     /// an unknown prefix of `ops` was applied).
@@ -441,6 +453,15 @@ impl IpvsOps for IpvsHandle {
     async fn destinations(&mut self, service: &ServiceKey) -> Result<Vec<Destination>> {
         let key = *service;
         self.with(move |s| s.destinations(&key)).await
+    }
+
+    /// One trip to the blocking pool for all of them, not one per service.
+    async fn destinations_of(
+        &mut self,
+        services: Vec<ServiceKey>,
+    ) -> Result<Vec<Vec<Destination>>> {
+        self.with(move |s| services.iter().map(|k| s.destinations(k)).collect())
+            .await
     }
 
     async fn apply(&mut self, ops: Vec<IpvsOp>) -> Result<Vec<OpFailure>> {

@@ -173,7 +173,7 @@ impl IpvsSocket {
         })
     }
 
-    /// The destinations of `key` (`ENOENT`: no such service).
+    /// The destinations of `key`; empty for an unknown service.
     pub fn destinations(&mut self, key: &ServiceKey) -> Result<Vec<Destination>> {
         let af = key.af();
         let what = format!("ipvs service {key}");

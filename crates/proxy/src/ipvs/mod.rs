@@ -140,18 +140,20 @@ impl<I: IpvsOps, H: HostOps> IpvsProxy<I, H> {
 
     /// Reads the virtual servers we own, with their real servers.
     async fn read_model(&mut self, vips: &BTreeSet<Ipv4Addr>, nodes: &[Ipv4Addr]) -> Result<Model> {
+        let services: Vec<_> = self
+            .ipvs
+            .services()
+            .await?
+            .into_iter()
+            .filter(|s| self.owned(&s.key, vips, nodes))
+            .collect();
+        let dests = self
+            .ipvs
+            .destinations_of(services.iter().map(|s| s.key).collect())
+            .await?;
         let mut model = Model::new();
-        for service in self.ipvs.services().await? {
-            if !self.owned(&service.key, vips, nodes) {
-                continue;
-            }
-            let dests = self
-                .ipvs
-                .destinations(&service.key)
-                .await?
-                .into_iter()
-                .map(|d| (d.key(), d))
-                .collect();
+        for (service, dests) in services.into_iter().zip(dests) {
+            let dests = dests.into_iter().map(|d| (d.key(), d)).collect();
             model.insert(service.key, HaveVs { service, dests });
         }
         Ok(model)
@@ -160,20 +162,16 @@ impl<I: IpvsOps, H: HostOps> IpvsProxy<I, H> {
     /// Refreshes the connection counts of virtual servers with terminating real servers.
     async fn refresh_terminating(&mut self, model: &mut Model) -> Result<()> {
         let keys: BTreeSet<ServiceKey> = self.terminating.keys().map(|(k, _)| *k).collect();
-        for key in keys {
-            match self.ipvs.destinations(&key).await {
-                Ok(dests) => {
-                    if let Some(h) = model.get_mut(&key) {
-                        h.dests = dests.into_iter().map(|d| (d.key(), d)).collect();
-                    }
-                }
-                Err(e) if e.is_not_found() => {
-                    model.remove(&key);
-                    self.terminating.retain(|(k, _), _| *k != key);
-                }
-                Err(e) => return Err(e.into()),
+        let keys: Vec<ServiceKey> = keys.into_iter().collect();
+        let dests = self.ipvs.destinations_of(keys.clone()).await?;
+        for (key, dests) in keys.into_iter().zip(dests) {
+            if let Some(h) = model.get_mut(&key) {
+                h.dests = dests.into_iter().map(|d| (d.key(), d)).collect();
             }
         }
+        // One deleted behind our back is no longer draining.
+        self.terminating
+            .retain(|(k, d), _| model.get(k).is_some_and(|h| h.dests.contains_key(d)));
         Ok(())
     }
 
@@ -384,7 +382,21 @@ impl<I: IpvsOps, H: HostOps> IpvsProxy<I, H> {
             problems,
             ..Default::default()
         };
-        a.table = desired.clone();
+        // Only what changed is copied: cloning the whole table would make every sync
+        // O(Services).
+        for name in &names {
+            match desired.services.get(name) {
+                Some(vs) => {
+                    a.table.services.insert(name.clone(), vs.clone());
+                }
+                None => {
+                    a.table.services.remove(name);
+                }
+            }
+        }
+        a.table.node_addresses.clone_from(&desired.node_addresses);
+        a.table.problems.clone_from(&desired.problems);
+        debug_assert!(a.table == *desired);
         Ok((a, stats))
     }
 }

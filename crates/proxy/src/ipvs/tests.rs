@@ -447,3 +447,22 @@ fn parses_set_elements_from_nft_json() {
     assert_eq!(e, want);
     assert!(host::parse_elements("[]").is_err());
 }
+
+#[tokio::test]
+async fn a_draining_endpoint_deleted_by_someone_else_stops_the_wakeups() {
+    let (mut ipvs, host) = (MemoryIpvs::new(), MemoryHost::default());
+    let (a, b) = (ep(2, 8080, false), ep(3, 8080, false));
+    let mut t = table(vec![vs(1, Protocol::Tcp, vec![a, b])]);
+    let k = key(Ipv4Addr::new(10, 96, 0, 1), 80);
+    let mut p = proxy(&ipvs, &host, Duration::from_secs(3600));
+    p.sync(&t).await.unwrap();
+    ipvs.set_conns(&k, &dk(b), 1, 0);
+    t.services.values_mut().next().unwrap().cluster_endpoints = vec![a];
+    p.sync(&t).await.unwrap();
+    assert!(p.next_wakeup().is_some());
+    ipvs.apply(vec![IpvsOp::DelDest(k, dk(b))]).await.unwrap();
+    ipvs.take_log();
+    p.sync(&t).await.unwrap();
+    assert!(ipvs.take_log().is_empty());
+    assert_eq!(p.next_wakeup(), None);
+}
