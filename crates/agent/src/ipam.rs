@@ -298,6 +298,13 @@ fn load(dir: &Path) -> Result<Loaded> {
             path: path.clone(),
             reason,
         };
+        // Renamed into place but never flushed before the host went down (see fsutil): the
+        // host crash ended the pod it named, so the address is free again.
+        if fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            tracing::warn!(path = %path.display(), "removing an empty IPAM file left by a host crash");
+            let _ = fs::remove_file(&path);
+            continue;
+        }
         if name == CIDR_FILE {
             let text = read_text(&path)?;
             let cidr = text
@@ -501,6 +508,22 @@ mod tests {
         fs::write(dir.path().join("last_reserved_ip"), b"nonsense").expect("corrupt");
         let err = Ipam::open(dir.path(), cidr("10.244.1.0/24")).expect_err("corrupt");
         assert!(err.to_string().contains("last_reserved_ip"), "{err}");
+    }
+
+    #[test]
+    fn empty_file_left_by_a_host_crash_frees_its_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let ipam = Ipam::open(dir.path(), cidr("10.244.1.0/24")).expect("open");
+            ipam.allocate("a").expect("a");
+            ipam.allocate("b").expect("b");
+        }
+        // What a rename that reached the disk without its data looks like after a reboot.
+        fs::write(dir.path().join("10.244.1.3"), b"").expect("empty");
+        let ipam = Ipam::open(dir.path(), cidr("10.244.1.0/24")).expect("reopen");
+        assert_eq!(ipam.lookup("a"), Some(ip("10.244.1.2")));
+        assert_eq!(ipam.lookup("b"), None);
+        assert!(!dir.path().join("10.244.1.3").exists());
     }
 
     #[test]

@@ -45,7 +45,7 @@ mod sysctl;
 pub use conn::Netlink;
 pub use error::{NetlinkError, Result};
 pub use fdb::FdbEntry;
-pub use link::{Link, VxlanInfo, VxlanSpec};
+pub use link::{Link, VethIntoSpec, VxlanInfo, VxlanSpec};
 pub use mac::{format_mac, parse_mac, Mac};
 pub use neigh::{Neighbour, NeighbourState};
 pub use netns::run_in_netns;

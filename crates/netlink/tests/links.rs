@@ -6,7 +6,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 
 use common::{bridge_in, ip_in, require_root, Namespaces};
-use weft_netlink::{format_mac, IpNet, Link, Netlink, RouteSpec, VxlanSpec};
+use weft_netlink::{format_mac, IpNet, Link, Netlink, RouteSpec, VethIntoSpec, VxlanSpec};
 
 async fn link(nl: &Netlink, name: &str) -> Link {
     nl.link(name)
@@ -116,6 +116,48 @@ async fn bridge_and_veth_with_one_end_in_another_namespace() {
             .map(|l| l.name),
         Some("weft0".into())
     );
+}
+
+#[tokio::test]
+async fn veth_born_with_its_peer_in_another_namespace() {
+    if !require_root("veth_born_with_its_peer_in_another_namespace") {
+        return;
+    }
+    let ns = Namespaces::create(2);
+    let host = Netlink::in_netns(ns.path(0)).await.expect("host handle");
+    let pod = Netlink::in_netns(ns.path(1)).await.expect("pod handle");
+    host.create_bridge("weft0", 1400).await.expect("bridge");
+    let br = link(&host, "weft0").await;
+    let pod_ns = std::fs::File::open(ns.path(1)).expect("netns file");
+    let spec = VethIntoSpec {
+        name: "wvpod0",
+        peer_name: "eth0",
+        peer_netns: std::os::fd::AsFd::as_fd(&pod_ns),
+        mtu: 1400,
+        master: Some(br.index),
+    };
+    host.create_veth_into(&spec)
+        .await
+        .expect("veth into the pod");
+    let host_end = link(&host, "wvpod0").await;
+    assert_eq!(
+        (
+            host_end.kind.as_deref(),
+            host_end.mtu,
+            host_end.master,
+            host_end.up
+        ),
+        (Some("veth"), 1400, Some(br.index), true)
+    );
+    // The peer never appears here: it is born inside the pod, named eth0, down.
+    assert_eq!(host.link("eth0").await.expect("lookup"), None);
+    let eth0 = link(&pod, "eth0").await;
+    assert_eq!((eth0.mtu, eth0.up), (1400, false));
+    assert!(ip_in(ns.name(1), &["link", "show", "eth0"]).contains("link-netns"));
+    // A second pair with a taken name is refused, naming the link.
+    let dup = host.create_veth_into(&spec).await.unwrap_err();
+    assert!(dup.is_exists(), "{dup}");
+    assert!(dup.to_string().contains("wvpod0"), "{dup}");
 }
 
 #[tokio::test]

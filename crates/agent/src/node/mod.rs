@@ -6,7 +6,7 @@
 //! Everything is reconciled against the kernel and the state dir, so a restarted agent
 //! re-adopts running pods, their addresses and their connections instead of rebuilding.
 
-mod host;
+pub mod host;
 mod logs;
 mod masquerade;
 mod peers;

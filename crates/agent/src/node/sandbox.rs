@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use ipnet::{IpNet, Ipv4Net};
-use weft_netlink::{netns, Netlink, RouteSpec};
+use weft_netlink::{netns, Netlink, RouteSpec, VethIntoSpec};
 
 use super::host::HostNetwork;
 use super::NodeError;
@@ -109,33 +109,24 @@ pub async fn setup(
                 .map_err(ctx(uid, "removing a stale veth"))?;
         }
     }
-    let peer = peer_veth_name(uid);
-    nl.create_veth(&host_name, &peer)
-        .await
-        .map_err(ctx(uid, "creating the veth pair"))?;
-    let peer_link = nl
-        .link(&peer)
-        .await
-        .map_err(ctx(uid, "reading the new veth"))?
-        .ok_or_else(|| NodeError::Network(format!("pod {uid}: the new veth vanished")))?;
-    nl.set_netns_by_path(peer_link.index, &path)
-        .await
-        .map_err(ctx(uid, "moving the veth into the pod"))?;
+    // One request makes both ends at the overlay MTU, the host end up on the bridge and
+    // eth0 born inside the pod (moving it in afterwards costs far more).
+    let ns = std::fs::File::open(&path)
+        .map_err(|e| NodeError::Network(format!("pod {uid}: opening {}: {e}", path.display())))?;
+    nl.create_veth_into(&VethIntoSpec {
+        name: &host_name,
+        peer_name: "eth0",
+        peer_netns: std::os::fd::AsFd::as_fd(&ns),
+        mtu: host.mtu,
+        master: Some(host.bridge_index),
+    })
+    .await
+    .map_err(ctx(uid, "creating the veth pair"))?;
     let inside = pod_nl
-        .link(&peer)
+        .link("eth0")
         .await
-        .map_err(ctx(uid, "reading the moved veth"))?
-        .ok_or_else(|| {
-            NodeError::Network(format!("pod {uid}: the veth did not arrive in the pod"))
-        })?;
-    pod_nl
-        .rename(inside.index, "eth0")
-        .await
-        .map_err(ctx(uid, "renaming the veth to eth0"))?;
-    pod_nl
-        .set_mtu(inside.index, host.mtu)
-        .await
-        .map_err(ctx(uid, "setting eth0's MTU"))?;
+        .map_err(ctx(uid, "reading eth0"))?
+        .ok_or_else(|| NodeError::Network(format!("pod {uid}: eth0 did not appear in the pod")))?;
     pod_nl
         .add_address(inside.index, address)
         .await
@@ -155,19 +146,10 @@ pub async fn setup(
         .await
         .map_err(ctx(uid, "reading the host veth"))?
         .ok_or_else(|| NodeError::Network(format!("pod {uid}: the host veth vanished")))?;
-    nl.set_mtu(host_end.index, host.mtu)
-        .await
-        .map_err(ctx(uid, "setting the host veth MTU"))?;
-    nl.set_master(host_end.index, host.bridge_index)
-        .await
-        .map_err(ctx(uid, "attaching the veth to the bridge"))?;
     // A pod reaching itself through a Service VIP comes back out its own bridge port.
     nl.set_hairpin(host_end.index, true)
         .await
         .map_err(ctx(uid, "enabling hairpin on the veth"))?;
-    nl.set_up(host_end.index)
-        .await
-        .map_err(ctx(uid, "bringing the host veth up"))?;
     ensure_routes(&pod_nl, uid, host.gateway).await?;
     Ok(path)
 }

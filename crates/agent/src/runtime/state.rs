@@ -124,6 +124,13 @@ pub(crate) fn load_all(state_dir: &Path) -> Result<Vec<PodRecord>, RuntimeError>
             path: path.clone(),
             source,
         })?;
+        if bytes.is_empty() {
+            // Renamed into place but never flushed before the host went down (see
+            // fsutil): that crash ended the pod's processes too.
+            tracing::warn!(path = %path.display(), "removing an empty pod record left by a host crash");
+            let _ = fs::remove_file(&path);
+            continue;
+        }
         let record: PodRecord =
             serde_json::from_slice(&bytes).map_err(|e| RuntimeError::CorruptState {
                 path: path.clone(),
