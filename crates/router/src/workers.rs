@@ -121,10 +121,18 @@ impl Workers {
     }
 
     /// Stops accepting, drops open connections and waits for the threads (blocking).
-    pub fn stop(self) {
+    pub fn stop(mut self) {
         let _ = self.stop.send(true);
-        for t in self.threads {
+        for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
         }
+    }
+}
+
+/// Dropped without [`Workers::stop`] (say, an aborted task owned it), the threads are
+/// still told to stop, without waiting for them.
+impl Drop for Workers {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }

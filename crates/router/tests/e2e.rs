@@ -354,3 +354,23 @@ async fn worker_threads_share_one_port_and_serve() {
         "nothing listens once stopped"
     );
 }
+
+#[tokio::test]
+async fn dropped_workers_stop_listening() {
+    let workers = weft_router::spawn_workers(
+        "127.0.0.25:0".parse().unwrap(),
+        2,
+        weft_router::Routes::default(),
+        weft_router::ServerConfig::default(),
+    )
+    .expect("workers start");
+    let addr = workers.local_addr();
+    let (code, _) = get(addr, "any", "/").await;
+    assert_eq!(code, 404);
+    drop(workers);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "still listening after drop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

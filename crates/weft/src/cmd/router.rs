@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
+use tokio::task::JoinHandle;
 use weft_api::core::{Endpoints, Service};
 use weft_api::networking::Ingress;
 use weft_api::weft::Dns;
@@ -95,59 +96,62 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let mode = match args.forward {
-        Forward::Endpoints => ForwardMode::Endpoints,
-        Forward::ClusterIp => ForwardMode::ClusterIp,
-    };
-    let config = ServerConfig {
-        connect_timeout: args.connect_timeout,
-        response_header_timeout: args.response_header_timeout,
-        ..Default::default()
-    };
-    let server = Server {
+    let options = RouterOptions {
         listen: args.listen,
         workers: args
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        config,
-        routes: Routes::default(),
+        forward: match args.forward {
+            Forward::Endpoints => ForwardMode::Endpoints,
+            Forward::ClusterIp => ForwardMode::ClusterIp,
+        },
+        config: ServerConfig {
+            connect_timeout: args.connect_timeout,
+            response_header_timeout: args.response_header_timeout,
+            ..Default::default()
+        },
     };
-    let mut report = Report::default();
     match (&args.routes_file, &args.kubeconfig) {
-        (Some(file), _) => {
-            let (table, stamp) = load_file(file, mode)?;
-            report.log(&table);
-            server.routes.store(table);
-            let workers = server.start()?;
-            let result = watch_file(file, stamp, mode, &server.routes, &mut report, &workers).await;
-            stop(workers).await;
-            result
+        (Some(file), _) => from_file(file, options).await,
+        (None, Some(path)) => {
+            let kubeconfig = Kubeconfig::load(path)
+                .with_context(|| format!("--kubeconfig {}", path.display()))?;
+            let client = Client::from_kubeconfig(&kubeconfig).context("building the API client")?;
+            start(client, options).await?.await.context("router task")?
         }
-        (None, Some(kubeconfig)) => from_api(kubeconfig, mode, server, report).await,
         (None, None) => bail!("one of --kubeconfig and --routes-file is required"),
     }
 }
 
-/// What serving needs; started once the first complete table is in place, so a router
-/// never answers 404 for a host only because it has not read the objects yet.
-struct Server {
-    listen: SocketAddr,
-    workers: usize,
-    config: ServerConfig,
-    routes: Routes,
+/// How to serve, whoever starts the router (`weft router` or `weft node`).
+#[derive(Debug, Clone)]
+pub struct RouterOptions {
+    pub listen: SocketAddr,
+    /// Worker threads, at least one.
+    pub workers: usize,
+    pub forward: ForwardMode,
+    pub config: ServerConfig,
 }
 
-impl Server {
-    fn start(&self) -> Result<Workers> {
+impl RouterOptions {
+    fn spawn(&self, routes: &Routes) -> Result<Workers> {
         let workers = weft_router::spawn_workers(
             self.listen,
             self.workers,
-            self.routes.clone(),
+            routes.clone(),
             self.config.clone(),
         )?;
         tracing::info!(listen = %workers.local_addr(), workers = self.workers, "weft router serving");
         Ok(workers)
     }
+}
+
+/// Runs the router on the API server's objects until SIGINT or SIGTERM (or until the
+/// task is aborted, which stops the workers too). It listens once the first complete
+/// table is in place, so it never answers 404 for a host only because it has not read
+/// the objects yet.
+pub async fn start(client: Client, options: RouterOptions) -> Result<JoinHandle<Result<()>>> {
+    Ok(tokio::spawn(from_api(client, options)))
 }
 
 async fn stop(workers: Workers) {
@@ -169,6 +173,17 @@ fn load_file(path: &Path, mode: ForwardMode) -> Result<(RouteTable, Option<Syste
     let stamp = modified(path);
     let objects = weft_router::source::load_file(path).context("--routes-file")?;
     Ok((RouteTable::build(&objects.sources(), mode), stamp))
+}
+
+async fn from_file(file: &Path, options: RouterOptions) -> Result<()> {
+    let mut report = Report::default();
+    let (table, stamp) = load_file(file, options.forward)?;
+    report.log(&table);
+    let routes = Routes::new(table);
+    let workers = options.spawn(&routes)?;
+    let result = watch_file(file, stamp, options.forward, &routes, &mut report, &workers).await;
+    stop(workers).await;
+    result
 }
 
 /// Reloads the file when its modification time changes; a broken edit keeps the routes
@@ -206,15 +221,9 @@ async fn watch_file(
     }
 }
 
-async fn from_api(
-    kubeconfig_path: &Path,
-    mode: ForwardMode,
-    server: Server,
-    mut report: Report,
-) -> Result<()> {
-    let kubeconfig = Kubeconfig::load(kubeconfig_path)
-        .with_context(|| format!("--kubeconfig {}", kubeconfig_path.display()))?;
-    let client = Client::from_kubeconfig(&kubeconfig).context("building the API client")?;
+async fn from_api(client: Client, options: RouterOptions) -> Result<()> {
+    let mode = options.forward;
+    let mut report = Report::default();
     let (dnses, mut d_rx, _d) =
         Informer::new(client.api::<Dns>(None), ListParams::default()).spawn(64);
     let (ingresses, mut i_rx, _i) =
@@ -245,8 +254,8 @@ async fn from_api(
         report.log(&table);
         table
     };
-    server.routes.store(build(&mut report));
-    let workers = server.start()?;
+    let routes = Routes::new(build(&mut report));
+    let workers = options.spawn(&routes)?;
     loop {
         tokio::select! {
             Some(_) = d_rx.recv() => {}
@@ -268,7 +277,7 @@ async fn from_api(
             || s_rx.try_recv().is_ok()
             || e_rx.try_recv().is_ok()
         {}
-        server.routes.store(build(&mut report));
+        routes.store(build(&mut report));
     }
 }
 
