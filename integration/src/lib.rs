@@ -664,6 +664,21 @@ impl Lab {
     /// Runs `argv` as the pod's containers would: in its network namespace, with its
     /// resolv.conf and hosts (`weft pod-exec`), so names resolve through cluster DNS.
     pub fn exec_in_pod(&self, namespace: &str, name: &str, argv: &[&str]) -> Output {
+        run(&mut self.pod_command(namespace, name, argv))
+    }
+
+    /// Starts `argv` as [`Lab::exec_in_pod`] would, with stdout piped, without waiting.
+    /// The caller kills and reaps it.
+    pub fn spawn_in_pod(&self, namespace: &str, name: &str, argv: &[&str]) -> Child {
+        self.pod_command(namespace, name, argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {argv:?} in pod {namespace}/{name}: {e}"))
+    }
+
+    fn pod_command(&self, namespace: &str, name: &str, argv: &[&str]) -> Command {
         let pod = self
             .pod(namespace, name)
             .unwrap_or_else(|| panic!("no pod {namespace}/{name}"));
@@ -675,7 +690,8 @@ impl Lab {
             .find(|n| n.name == node_name)
             .unwrap_or_else(|| panic!("pod {namespace}/{name} is not on a lab node"));
         let files = node.state_dir.join("pods").join(uid);
-        run(Command::new(&self.weft)
+        let mut command = Command::new(&self.weft);
+        command
             .args(["pod-exec", "--netns"])
             .arg(format!("/run/netns/{}", pod_netns_name(uid)))
             .arg("--resolv")
@@ -683,7 +699,8 @@ impl Lab {
             .arg("--hosts")
             .arg(files.join("hosts"))
             .arg("--")
-            .args(argv))
+            .args(argv);
+        command
     }
 
     /// Runs `argv` inside node `i`'s network namespace.

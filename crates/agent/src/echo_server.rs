@@ -4,6 +4,8 @@
 //! - `GET /` answers `hostname=<h> podIP=<address the connection arrived on> client=<ip:port>`
 //! - `/hostname` the hostname, `/clientip` the client's `ip:port`, `/healthz` `ok`
 //! - `/echo?msg=…` the message
+//! - `/stream?lines=N&interval_ms=M` N lines (default 10), one every M ms (default 200),
+//!   `line i/N from <hostname>`: a long streaming response
 //!
 //! Connections are kept alive, so a test can tell connection reuse from new connections.
 
@@ -14,7 +16,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -81,7 +85,7 @@ fn respond<B>(
     hostname: &str,
     local: SocketAddr,
     peer: SocketAddr,
-) -> Response<Full<Bytes>> {
+) -> Response<BoxBody<Bytes, Infallible>> {
     // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; print them as IPv4.
     let pod_ip = local.ip().to_canonical();
     let client = SocketAddr::new(peer.ip().to_canonical(), peer.port());
@@ -97,9 +101,50 @@ fn respond<B>(
             StatusCode::OK,
             query_param(req.uri().query().unwrap_or(""), "msg"),
         ),
+        "/stream" => {
+            let query = req.uri().query().unwrap_or("");
+            let number = |name: &str, default: u64| {
+                query_param(query, name)
+                    .parse::<u64>()
+                    .map_or(default, |n| n.min(100_000))
+            };
+            return text_response(
+                StatusCode::OK,
+                stream_lines(
+                    hostname.to_string(),
+                    number("lines", 10),
+                    Duration::from_millis(number("interval_ms", 200)),
+                ),
+            );
+        }
         _ => (StatusCode::NOT_FOUND, "404 page not found\n".to_string()),
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    text_response(status, Full::new(Bytes::from(body)).boxed())
+}
+
+/// `lines` lines, the first at once, then one every `interval`.
+fn stream_lines(hostname: String, lines: u64, interval: Duration) -> BoxBody<Bytes, Infallible> {
+    let frames = futures::stream::unfold(1u64, move |i| {
+        let hostname = hostname.clone();
+        async move {
+            if i > lines {
+                return None;
+            }
+            if i > 1 {
+                tokio::time::sleep(interval).await;
+            }
+            let line = format!("line {i}/{lines} from {hostname}\n");
+            Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), i + 1))
+        }
+    });
+    StreamBody::new(frames).boxed()
+}
+
+fn text_response(
+    status: StatusCode,
+    body: BoxBody<Bytes, Infallible>,
+) -> Response<BoxBody<Bytes, Infallible>> {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -177,6 +222,31 @@ mod tests {
         let mut body = vec![0; length];
         reader.read_exact(&mut body).await.expect("body");
         (code, String::from_utf8(body).expect("utf-8"))
+    }
+
+    #[tokio::test]
+    async fn streams_lines_one_interval_apart() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(serve_listener(listener, "echo-1".into()));
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        // HTTP/1.0: the body ends when the server closes, with no chunk framing to undo.
+        let started = std::time::Instant::now();
+        stream
+            .write_all(b"GET /stream?lines=3&interval_ms=100 HTTP/1.0\r\n\r\n")
+            .await
+            .expect("request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .await
+            .expect("response");
+        let body = response.split("\r\n\r\n").nth(1).expect("body");
+        assert_eq!(
+            body,
+            "line 1/3 from echo-1\nline 2/3 from echo-1\nline 3/3 from echo-1\n"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(200), "the lines were spread out");
     }
 
     #[tokio::test]

@@ -13,10 +13,11 @@ use weft_dns::DnsConfig;
 
 /// Run the node agent: register the Node, build the bridge and VXLAN overlay, and run the
 /// Pods bound to this node (network namespace, veth, address, resolv.conf and hosts,
-/// processes, readiness probes, status). It also runs the service proxy (as `weft proxy`)
-/// and serves cluster DNS on --node-ip:53, announced so that the kube-dns Service
-/// (10.96.0.10) balances over every node's server. `--disable proxy,dns` leaves those to
-/// standalone `weft proxy` / `weft dns`.
+/// processes, readiness probes, status). It also runs the service proxy (as `weft proxy`),
+/// serves cluster DNS on --node-ip:53 and the path router on --node-ip:10080, announced so
+/// that the kube-dns (10.96.0.10) and weft-router (10.96.0.11) Services balance over every
+/// node's servers. `--disable proxy,dns,router` leaves those to standalone `weft proxy`,
+/// `weft dns`, `weft router`.
 ///
 /// Pods keep running when the agent stops; a restarted agent re-adopts them.
 ///
@@ -51,8 +52,8 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
     /// Components not to run inside the agent (comma-separated). By default the node also
-    /// runs the service proxy, and serves cluster DNS on --node-ip port 53 as a backend of
-    /// the kube-dns Service.
+    /// runs the service proxy, serves cluster DNS on --node-ip port 53 (a backend of the
+    /// kube-dns Service) and the path router on --node-ip port 10080 (of weft-router).
     #[arg(long, value_enum, value_delimiter = ',')]
     disable: Vec<Component>,
     /// The service proxy's backend (see `weft proxy --help`).
@@ -70,6 +71,9 @@ pub struct Args {
     dns_allow: Vec<IpNet>,
 }
 
+/// The port of the path router on each node: the targetPort of kube-system/weft-router.
+const ROUTER_PORT: u16 = 10080;
+
 /// What `weft node` runs besides the agent itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Component {
@@ -77,6 +81,9 @@ pub enum Component {
     Dns,
     /// The service proxy (`weft proxy`): ClusterIPs and NodePorts in this node's kernel.
     Proxy,
+    /// The path router (`weft router`) on --node-ip:10080, a backend of Service
+    /// kube-system/weft-router.
+    Router,
 }
 
 impl Component {
@@ -86,6 +93,7 @@ impl Component {
         match self {
             Component::Dns => Some("dns"),
             Component::Proxy => None,
+            Component::Router => Some("router"),
         }
     }
 }
@@ -124,6 +132,17 @@ pub async fn run(args: Args) -> Result<()> {
         };
         let proxy = super::proxy::start(client(&args.kubeconfig)?, options).await?;
         supervise(&mut tasks, "service proxy", proxy);
+    }
+    if enabled(Component::Router) {
+        let options = super::router::RouterOptions {
+            listen: SocketAddr::new(IpAddr::V4(args.node_ip), ROUTER_PORT),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            forward: weft_router::ForwardMode::Endpoints,
+            config: Default::default(),
+        };
+        let router = super::router::start(client(&args.kubeconfig)?, options).await?;
+        supervise(&mut tasks, "path router", router);
+        node_services.extend(Component::Router.service_name().map(String::from));
     }
     let state_dir = args
         .state_dir
