@@ -650,6 +650,28 @@ impl Lab {
         );
     }
 
+    /// Waits until the Endpoints `namespace/name` hold exactly the addresses of nodes
+    /// `nodes` (Services served by the node agents themselves: kube-dns, weft-router).
+    pub fn wait_endpoints_are_nodes(&self, namespace: &str, name: &str, nodes: &[usize]) {
+        let mut want: Vec<String> = nodes.iter().map(|&i| self.node(i).ip.to_string()).collect();
+        want.sort();
+        self.wait_until(
+            Duration::from_secs(30),
+            &format!("Endpoints {namespace}/{name} to list nodes {nodes:?}"),
+            || {
+                let ep = self.get_json(&["get", "endpoints", name, "-n", namespace])?;
+                let mut ips: Vec<String> = ep["subsets"]
+                    .as_array()?
+                    .iter()
+                    .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
+                    .filter_map(|a| a["ip"].as_str().map(str::to_string))
+                    .collect();
+                ips.sort();
+                (ips == want).then_some(())
+            },
+        );
+    }
+
     /// The pod's network namespace name (from its uid).
     pub fn pod_netns(&self, namespace: &str, name: &str) -> String {
         let pod = self

@@ -70,23 +70,7 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
         .to_string();
 
     // kube-dns is served by the nodes themselves: its Endpoints list both addresses.
-    let mut node_ips = vec![lab.node(1).ip.to_string(), lab.node(2).ip.to_string()];
-    node_ips.sort();
-    lab.wait_until(
-        Duration::from_secs(30),
-        "kube-dns Endpoints to list the nodes",
-        || {
-            let ep = lab.get_json(&["get", "endpoints", "kube-dns", "-n", "kube-system"])?;
-            let mut ips: Vec<String> = ep["subsets"]
-                .as_array()?
-                .iter()
-                .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
-                .filter_map(|a| a["ip"].as_str().map(str::to_string))
-                .collect();
-            ips.sort();
-            (ips == node_ips).then_some(())
-        },
-    );
+    lab.wait_endpoints_are_nodes("kube-system", "kube-dns", &[1, 2]);
     // The pod asks the nameserver of its own resolv.conf: the kube-dns ClusterIP.
     let resolv = lab.exec_in_pod(NS, "client", &["cat", "/etc/resolv.conf"]);
     let resolv = String::from_utf8_lossy(&resolv.stdout);

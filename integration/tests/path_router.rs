@@ -74,23 +74,7 @@ fn curl_by_host_and_path_reaches_each_service() {
     lab.wait_pod_running(NS, "client");
 
     // The router's Service lists both nodes, as kube-dns does.
-    let mut node_ips = vec![lab.node(1).ip.to_string(), lab.node(2).ip.to_string()];
-    node_ips.sort();
-    lab.wait_until(
-        Duration::from_secs(30),
-        "weft-router Endpoints to list the nodes",
-        || {
-            let ep = lab.get_json(&["get", "endpoints", "weft-router", "-n", "kube-system"])?;
-            let mut ips: Vec<String> = ep["subsets"]
-                .as_array()?
-                .iter()
-                .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
-                .filter_map(|a| a["ip"].as_str().map(str::to_string))
-                .collect();
-            ips.sort();
-            (ips == node_ips).then_some(())
-        },
-    );
+    lab.wait_endpoints_are_nodes("kube-system", "weft-router", &[1, 2]);
 
     // By host name from the pod: cluster DNS gives the router's ClusterIP, the proxy sends
     // it to a node's router, which strips the matched prefix (/wear/hostname → /hostname).

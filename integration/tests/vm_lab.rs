@@ -10,6 +10,10 @@
 //! It has a hard time limit (`WEFT_VM_LAB_TEST_LIMIT` seconds, default 600), after which
 //! the script is stopped (it removes its VMs on the way out).
 //!
+//! weft and weftctl are taken from where the other integration tests take them
+//! (`$WEFT_BIN_DIR`, else `target/debug`): build them first (`cargo build --workspace
+//! --bins`, as scripts/test does).
+//!
 //! Needs root; without it the test prints `SKIPPED` (with `CI` set it fails instead).
 //! qemu and the kernel come from `scripts/vm-lab prepare`, which this test runs first
 //! (scripts/install-deps runs it too): a missing qemu is never a skip.
@@ -72,6 +76,8 @@ fn run_vm_lab(args: &[&str], limit: Duration, log: &Path) -> (bool, String) {
     let mut child = Command::new(repo().join("scripts/vm-lab"))
         .args(args)
         .current_dir(repo())
+        // The binaries the other integration tests use (`cargo build --workspace --bins`).
+        .env("WEFT_BIN_DIR", weft_integration::bin_dir())
         // The script's own watchdog stops the scenario a little before this test's limit.
         .env(
             "WEFT_VM_TEST_TIMEOUT",
