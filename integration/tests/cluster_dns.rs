@@ -183,4 +183,30 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
             "{url} answered by {reply:?}, not a pod of Service api"
         );
     }
+
+    // A Service the proxy cannot program is skipped and reported as a Warning Event on it.
+    lab.apply(
+        &json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "odd", "namespace": NS,
+                         "annotations": {"weft.io/ipvs-scheduler": "bogus"}},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+        .to_string(),
+    );
+    let message = lab.wait_until(
+        Duration::from_secs(30),
+        "a Warning Event on Service odd",
+        || {
+            let events = lab.get_json(&["get", "events", "-n", NS])?;
+            events["items"].as_array()?.iter().find_map(|e| {
+                (e["involvedObject"]["name"] == "odd"
+                    && e["reason"] == "ServiceSkipped"
+                    && e["type"] == "Warning")
+                    .then(|| e["message"].as_str().unwrap_or_default().to_string())
+            })
+        },
+    );
+    assert!(message.contains("bogus"), "{message}");
+    // The other Services are still served.
+    let body = lab.http_get_from_pod(NS, "client", "http://api/");
+    assert!(EchoReply::parse(&body).is_some(), "{body}");
 }

@@ -8,12 +8,15 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use ipnet::{IpNet, Ipv4Net};
+use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use weft_api::core::{Endpoints, Service};
+use weft_api::meta::now_timestamp;
+use weft_api::resources::EVENT;
 use weft_client::{Client, Informer, Kubeconfig, ListParams};
 use weft_proxy::ipvs::{cleanup_host, KernelHost};
 use weft_proxy::{
-    IpvsConfig, IpvsProxy, NftConfig, NftProxy, NodeContext, ProxyBackend, ServiceTable,
+    IpvsConfig, IpvsProxy, NftConfig, NftProxy, NodeContext, Problem, ProxyBackend, ServiceTable,
 };
 
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -179,11 +182,65 @@ async fn local_addresses() -> Result<Vec<IpAddr>> {
 }
 
 /// Logs each problem once while it lasts.
-fn report(reported: &mut Vec<String>, problems: Vec<String>, what: &str) {
+/// Why a Service (or part of it) is not programmed: the Event reason and the log line.
+struct ProblemKind {
+    reason: &'static str,
+    log: &'static str,
+}
+
+const SKIPPED: ProblemKind = ProblemKind {
+    reason: "ServiceSkipped",
+    log: "service skipped",
+};
+const REFUSED: ProblemKind = ProblemKind {
+    reason: "KernelRefused",
+    log: "service refused by the kernel",
+};
+
+/// Logs each problem not reported on the previous sync and records it as a Warning Event
+/// on its Service (`weftctl describe service` shows it); a problem that persists is
+/// reported once.
+fn report(
+    client: &Client,
+    node_name: &str,
+    reported: &mut Vec<Problem>,
+    problems: &[Problem],
+    kind: ProblemKind,
+) {
     for p in problems.iter().filter(|p| !reported.contains(p)) {
-        tracing::warn!(problem = %p, "{what}");
+        tracing::warn!(service = %p.service, problem = %p.message, "{}", kind.log);
+        let Some((event, namespace)) = problem_event(p, node_name, kind.reason) else {
+            continue;
+        };
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.create(&EVENT, Some(&namespace), &event).await {
+                tracing::debug!(error = %e, "recording the problem as an Event");
+            }
+        });
     }
-    *reported = problems;
+    *reported = problems.to_vec();
+}
+
+/// A Kubernetes-style Warning Event about `problem`'s Service, with its namespace.
+fn problem_event(problem: &Problem, node_name: &str, reason: &str) -> Option<(Value, String)> {
+    let (namespace, name) = problem.service.split_once('/')?;
+    let stamp = now_timestamp();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let event = json!({
+        "apiVersion": "v1", "kind": "Event",
+        // As Kubernetes names them: the object's name and a unique hex suffix.
+        "metadata": {"name": format!("{name}.{nanos:x}"),
+                     "namespace": namespace},
+        "involvedObject": {"apiVersion": "v1", "kind": "Service", "namespace": namespace, "name": name},
+        "reason": reason, "message": problem.message, "type": "Warning",
+        "source": {"component": "weft-proxy", "host": node_name},
+        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+        "reportingComponent": "weft-proxy", "reportingInstance": node_name,
+    });
+    Some((event, namespace.to_string()))
 }
 
 /// What a proxy needs besides the API client: `weft proxy`'s flags, or `weft node`'s.
@@ -246,12 +303,22 @@ pub async fn start(client: Client, options: ProxyOptions) -> Result<JoinHandle<R
         let (mut skipped, mut refused) = (Vec::new(), Vec::new());
         loop {
             let table = ServiceTable::build(&services.list(), &endpoints.list(), &node);
-            let problems = table.problems.iter().map(|p| format!("{p:?}")).collect();
-            report(&mut skipped, problems, "service skipped");
+            report(
+                &client,
+                &node.node_name,
+                &mut skipped,
+                &table.problems,
+                SKIPPED,
+            );
             match backend.sync(&table).await {
                 Ok(stats) => {
-                    let problems = stats.problems.iter().map(|p| format!("{p:?}")).collect();
-                    report(&mut refused, problems, "service refused by the kernel");
+                    report(
+                        &client,
+                        &node.node_name,
+                        &mut refused,
+                        &stats.problems,
+                        REFUSED,
+                    );
                     tracing::debug!(?stats, "synced");
                 }
                 Err(e) => tracing::warn!(error = %e, "sync failed; will retry"),
