@@ -219,13 +219,13 @@ async fn get_describe_delete() {
 
     let o = weftctl(&client, &["get", "svc,dns", "-A"], "").await;
     assert!(
-        o.out.starts_with("NAMESPACE     NAME                 TYPE"),
+        o.out.starts_with("NAMESPACE     NAME                  TYPE"),
         "{}",
         o.out
     );
     assert!(
         o.out
-            .contains("\nkube-system   service/kube-dns     ClusterIP   10.96.0.10 "),
+            .contains("\nkube-system   service/kube-dns      ClusterIP   10.96.0.10 "),
         "{}",
         o.out
     );
