@@ -4,11 +4,17 @@
 //! Each upstream query goes out on a fresh UDP socket with a random ID, so the source port
 //! is random too (the usual defence against off-path spoofing), and only a reply carrying
 //! the same ID and question is accepted. A truncated UDP reply is retried over TCP.
+//!
+//! An upstream that fails [`MAX_FAILS`] times in a row is left out for a while (as
+//! CoreDNS's `forward` does with `max_fails`), and with every upstream out a query fails
+//! at once: with `ndots:5`, a pod's lookup of a cluster name first tries the node's own
+//! search domains, and waiting out a dead upstream on each would stall every such lookup.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, Query};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,6 +25,10 @@ use crate::cache::Cache;
 /// What we advertise to upstream servers: the DNS flag day 2020 size, which avoids IP
 /// fragmentation on common paths.
 const UPSTREAM_PAYLOAD: u16 = 1232;
+/// Consecutive failures after which an upstream is left out.
+pub const MAX_FAILS: u32 = 2;
+/// How long a failing upstream is left out before a query tries it again.
+const DEFAULT_DOWN_FOR: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -34,20 +44,70 @@ pub enum ForwardError {
     },
     #[error("upstream {addr} sent an unusable reply: {reason}")]
     BadReply { addr: SocketAddr, reason: String },
+    #[error("every upstream failed {MAX_FAILS} times in a row; retrying them in a few seconds")]
+    AllDown,
+}
+
+/// An upstream's recent record.
+#[derive(Debug, Clone, Copy, Default)]
+struct Health {
+    failures: u32,
+    down_until: Option<Instant>,
 }
 
 pub struct Forwarder {
     upstreams: Vec<SocketAddr>,
     timeout: Duration,
     cache: Cache,
+    /// Per upstream, in the order of `upstreams`.
+    health: Mutex<Vec<Health>>,
+    down_for: Duration,
 }
 
 impl Forwarder {
     pub fn new(upstreams: Vec<SocketAddr>, timeout: Duration, cache_capacity: usize) -> Self {
         Forwarder {
+            health: Mutex::new(vec![Health::default(); upstreams.len()]),
             upstreams,
             timeout,
             cache: Cache::new(cache_capacity),
+            down_for: DEFAULT_DOWN_FOR,
+        }
+    }
+
+    /// How long an upstream that failed [`MAX_FAILS`] times in a row is left out.
+    pub fn with_down_period(mut self, down_for: Duration) -> Self {
+        self.down_for = down_for;
+        self
+    }
+
+    /// Whether upstream `i` may be asked now.
+    fn usable(&self, i: usize) -> bool {
+        let health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        health
+            .get(i)
+            .and_then(|h| h.down_until)
+            .is_none_or(|until| Instant::now() >= until)
+    }
+
+    fn record(&self, i: usize, ok: bool) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(h) = health.get_mut(i) else {
+            return;
+        };
+        if ok {
+            if h.down_until.take().is_some() {
+                tracing::info!(upstream = %self.upstreams[i], "upstream DNS server answers again");
+            }
+            h.failures = 0;
+            return;
+        }
+        h.failures += 1;
+        if h.failures >= MAX_FAILS {
+            if h.down_until.is_none() {
+                tracing::warn!(upstream = %self.upstreams[i], "upstream DNS server failed {} times in a row; leaving it out for {:?}", h.failures, self.down_for);
+            }
+            h.down_until = Some(Instant::now() + self.down_for);
         }
     }
 
@@ -66,8 +126,15 @@ impl Forwarder {
         if let Some(m) = self.cache.get(query) {
             return Ok(m);
         }
-        let mut last = ForwardError::NoUpstreams;
-        for &addr in &self.upstreams {
+        let mut last = if self.upstreams.is_empty() {
+            ForwardError::NoUpstreams
+        } else {
+            ForwardError::AllDown
+        };
+        for (i, &addr) in self.upstreams.iter().enumerate() {
+            if !self.usable(i) {
+                continue;
+            }
             let result = if over_tcp {
                 self.exchange_tcp(addr, query).await
             } else {
@@ -76,6 +143,13 @@ impl Forwarder {
                     other => other,
                 }
             };
+            // An upstream that answers, whatever it answers, is healthy; one that does
+            // not answer in time or cannot be reached is not. A garbled reply says nothing.
+            match &result {
+                Ok(_) => self.record(i, true),
+                Err(ForwardError::Timeout(_) | ForwardError::Io { .. }) => self.record(i, false),
+                Err(_) => {}
+            }
             match result {
                 Ok(m) => {
                     self.cache.insert(query, &m);

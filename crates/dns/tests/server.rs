@@ -293,6 +293,59 @@ async fn forwards_outside_names_and_caches() {
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
 
+/// An upstream that fails MAX_FAILS times in a row is left out, so queries fail at once
+/// instead of each waiting out its timeout; after the down period it is tried again, and
+/// one that answers is used first.
+#[tokio::test]
+async fn silent_upstream_is_left_out_then_retried() {
+    // Receives and never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let timeout = Duration::from_millis(200);
+    let forwarder = weft_dns::Forwarder::new(vec![silent_addr], timeout, 16)
+        .with_down_period(Duration::from_millis(600));
+    let q = Query::query(Name::from_ascii("example.org.").unwrap(), RecordType::A);
+    for _ in 0..weft_dns::forward::MAX_FAILS {
+        let started = std::time::Instant::now();
+        let err = forwarder.resolve(&q, false).await.unwrap_err();
+        assert!(err.to_string().contains("did not answer"), "{err}");
+        assert!(started.elapsed() >= timeout);
+    }
+    let started = std::time::Instant::now();
+    let err = forwarder.resolve(&q, false).await.unwrap_err();
+    assert!(
+        started.elapsed() < timeout,
+        "a left-out upstream is not waited for"
+    );
+    assert!(err.to_string().contains("every upstream failed"), "{err}");
+    // After the down period it is asked again.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let started = std::time::Instant::now();
+    forwarder.resolve(&q, false).await.unwrap_err();
+    assert!(started.elapsed() >= timeout, "the upstream is tried again");
+
+    // With a live upstream behind it, the dead one costs nothing while left out.
+    let (live, count) = fake_upstream().await;
+    let forwarder = weft_dns::Forwarder::new(vec![silent_addr, live], timeout, 16);
+    for i in 0..4 {
+        let name = format!("host{i}.example.org.");
+        let q = Query::query(Name::from_ascii(&name).unwrap(), RecordType::A);
+        let started = std::time::Instant::now();
+        forwarder
+            .resolve(&q, false)
+            .await
+            .expect("the live upstream answers");
+        if i >= weft_dns::forward::MAX_FAILS as usize {
+            assert!(
+                started.elapsed() < timeout,
+                "query {i} waited for the dead upstream"
+            );
+        }
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 4);
+    drop(silent);
+}
+
 #[tokio::test]
 async fn servfail_without_upstream() {
     // A port nobody listens on: the upstream query fails fast (ICMP) or times out.
