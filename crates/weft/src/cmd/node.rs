@@ -104,8 +104,8 @@ pub async fn run(args: Args) -> Result<()> {
     // Started before the agent announces the node as serving them, so a taken port fails
     // the start instead of sending pods to a server that is not there.
     let mut tasks = Tasks::new();
+    let client = client(&args.kubeconfig)?;
     if enabled(Component::Dns) {
-        let client = client(&args.kubeconfig)?;
         let mut config = DnsConfig {
             listen: SocketAddr::new(IpAddr::V4(args.node_ip), 53),
             upstreams: args.dns_upstream.clone(),
@@ -118,7 +118,7 @@ pub async fn run(args: Args) -> Result<()> {
             .allowed
             .push(IpNet::V4(node_network(args.node_ip).await?));
         config.allowed.extend(args.dns_allow.iter().copied());
-        let dns = super::dns::start(client, config).await?;
+        let dns = super::dns::start(client.clone(), config).await?;
         supervise(&mut tasks, "cluster DNS", dns);
         node_services.extend(Component::Dns.service_name().map(String::from));
     }
@@ -130,7 +130,7 @@ pub async fn run(args: Args) -> Result<()> {
             cluster_cidr: args.cluster_cidr,
             mode: args.proxy_mode,
         };
-        let proxy = super::proxy::start(client(&args.kubeconfig)?, options).await?;
+        let proxy = super::proxy::start(client.clone(), options).await?;
         supervise(&mut tasks, "service proxy", proxy);
     }
     if enabled(Component::Router) {
@@ -140,7 +140,7 @@ pub async fn run(args: Args) -> Result<()> {
             forward: weft_router::ForwardMode::Endpoints,
             config: Default::default(),
         };
-        let router = super::router::start(client(&args.kubeconfig)?, options).await?;
+        let router = super::router::start(client, options).await?;
         supervise(&mut tasks, "path router", router);
         node_services.extend(Component::Router.service_name().map(String::from));
     }

@@ -181,7 +181,6 @@ async fn local_addresses() -> Result<Vec<IpAddr>> {
     Ok(out)
 }
 
-/// Logs each problem once while it lasts.
 /// Why a Service (or part of it) is not programmed: the Event reason and the log line.
 struct ProblemKind {
     reason: &'static str,
