@@ -246,7 +246,10 @@ mod tests {
             body,
             "line 1/3 from echo-1\nline 2/3 from echo-1\nline 3/3 from echo-1\n"
         );
-        assert!(started.elapsed() >= Duration::from_millis(200), "the lines were spread out");
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "the lines were spread out"
+        );
     }
 
     #[tokio::test]

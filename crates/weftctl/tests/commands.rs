@@ -219,7 +219,8 @@ async fn get_describe_delete() {
 
     let o = weftctl(&client, &["get", "svc,dns", "-A"], "").await;
     assert!(
-        o.out.starts_with("NAMESPACE     NAME                  TYPE"),
+        o.out
+            .starts_with("NAMESPACE     NAME                  TYPE"),
         "{}",
         o.out
     );
