@@ -226,12 +226,23 @@ async fn always_restarts_with_growing_back_off() {
         s.containers[0].restart_count >= 5
     })
     .await;
+    // The count goes up when a start is launched; its stamp follows once the process runs.
+    let read_times = || -> Vec<u128> {
+        std::fs::read_to_string(&stamps)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while read_times().len() < 6 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     rt.stop_pod("u3", Some(Duration::from_secs(1)))
         .await
         .expect("stop");
 
-    let text = std::fs::read_to_string(&stamps).expect("stamps");
-    let times: Vec<u128> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let times = read_times();
     assert!(times.len() >= 6, "{times:?}");
     let gaps: Vec<Duration> = times
         .windows(2)
