@@ -38,6 +38,7 @@ mod link;
 mod mac;
 mod neigh;
 pub mod netns;
+pub mod nft;
 pub mod overlay;
 mod route;
 mod sysctl;

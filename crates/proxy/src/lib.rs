@@ -55,6 +55,16 @@ pub enum ProxyError {
     Netlink(#[from] weft_netlink::NetlinkError),
 }
 
+impl From<weft_netlink::nft::NftError> for ProxyError {
+    fn from(e: weft_netlink::nft::NftError) -> Self {
+        use weft_netlink::nft::NftError;
+        match e {
+            NftError::Run { command, message } => ProxyError::Command { command, message },
+            NftError::Failed { command, stderr } => ProxyError::Failed { command, stderr },
+        }
+    }
+}
+
 pub type Result<T, E = ProxyError> = std::result::Result<T, E>;
 
 /// What one [`ProxyBackend::sync`] did.

@@ -4,10 +4,7 @@
 //! it differs from what the kernel holds; established connections live in conntrack and
 //! are unaffected.
 
-use std::process::Stdio;
-
 use ipnet::Ipv4Net;
-use tokio::io::AsyncWriteExt;
 
 use super::NodeError;
 
@@ -31,36 +28,9 @@ pub fn ruleset(cluster_cidr: Ipv4Net) -> String {
 }
 
 async fn nft(args: &[&str], stdin: Option<&str>) -> Result<String, NodeError> {
-    let mut child = tokio::process::Command::new("nft")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            NodeError::Network(format!("running nft (install the nftables package): {e}"))
-        })?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes())
-            .await
-            .map_err(|e| NodeError::Network(format!("writing to nft: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
+    weft_netlink::nft::nft(None, args, stdin)
         .await
-        .map_err(|e| NodeError::Network(format!("waiting for nft: {e}")))?;
-    if !out.status.success() {
-        return Err(NodeError::Network(format!(
-            "nft {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        .map_err(|e| NodeError::Network(e.to_string()))
 }
 
 /// Rule lines of a listed table, without handles or whitespace differences.

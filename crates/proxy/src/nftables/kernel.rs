@@ -2,53 +2,16 @@
 //! reading our table back (`nft -j list table`) into [`Objects`].
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 
 use super::render::{HASH_PREFIX, NODEPORT_IPS, SERVICE_IPS, SERVICE_NODEPORTS, TABLE};
 use super::script::Objects;
 use crate::{ProxyError, Result};
 
-/// Runs `nft ARGS` (inside the named netns through `ip netns exec` when given), feeding
-/// `stdin`; returns stdout.
+/// Runs `nft ARGS` (inside the named netns when given), feeding `stdin`; returns stdout.
 pub async fn nft(netns: Option<&str>, args: &[&str], stdin: Option<&str>) -> Result<String> {
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = tokio::process::Command::new("ip");
-            c.args(["netns", "exec", ns, "nft"]);
-            c
-        }
-        None => tokio::process::Command::new("nft"),
-    };
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let command = format!("nft {}", args.join(" "));
-    let err = |e: std::io::Error| ProxyError::Command {
-        command: command.clone(),
-        message: e.to_string(),
-    };
-    let mut child = cmd.spawn().map_err(err)?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes()).await.map_err(err)?;
-        // Dropping the pipe closes it: nft reads to end of file.
-    }
-    let out = child.wait_with_output().await.map_err(err)?;
-    if !out.status.success() {
-        return Err(ProxyError::Failed {
-            command,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(weft_netlink::nft::nft(netns, args, stdin).await?)
 }
 
 /// True for nft's "the table is not there" error.
