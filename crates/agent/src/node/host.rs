@@ -3,7 +3,7 @@
 //! forwarding on. Idempotent: run at every start, it leaves a correct setup untouched (so
 //! pods keep their connections across agent restarts) and repairs a wrong one.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use ipnet::{IpNet, Ipv4Net};
 use weft_netlink::{Link, Mac, Netlink, VxlanSpec};
@@ -33,15 +33,20 @@ fn ctx(what: &str) -> impl FnOnce(weft_netlink::NetlinkError) -> NodeError + '_ 
     move |e| NodeError::Network(format!("{what}: {e}"))
 }
 
-/// The link holding `node_ip`: the underlay the VXLAN tunnel runs over.
-pub async fn underlay_link(nl: &Netlink, node_ip: Ipv4Addr) -> Result<Link, NodeError> {
+/// The link holding `node_ip` (the underlay the VXLAN tunnel runs over) and that address
+/// as configured there, with its prefix: the network the other nodes are on.
+pub async fn underlay(nl: &Netlink, node_ip: Ipv4Addr) -> Result<(Link, Ipv4Net), NodeError> {
     for link in nl.links().await.map_err(ctx("listing links"))? {
         let addrs = nl
             .addresses(link.index)
             .await
             .map_err(ctx("listing addresses"))?;
-        if addrs.iter().any(|a| a.addr() == IpAddr::V4(node_ip)) {
-            return Ok(link);
+        let held = addrs.into_iter().find_map(|a| match a {
+            IpNet::V4(v4) if v4.addr() == node_ip => Some(v4),
+            _ => None,
+        });
+        if let Some(address) = held {
+            return Ok((link, address));
         }
     }
     Err(NodeError::Config(format!(
@@ -79,7 +84,7 @@ pub async fn ensure(
 ) -> Result<HostNetwork, NodeError> {
     weft_netlink::sysctl_set("net.ipv4.ip_forward", "1")
         .map_err(ctx("enabling IPv4 forwarding"))?;
-    let underlay = underlay_link(nl, node_ip).await?;
+    let (underlay, _) = underlay(nl, node_ip).await?;
     let mtu = underlay.mtu.saturating_sub(VXLAN_OVERHEAD);
     let spec = VxlanSpec {
         name: VXLAN.into(),

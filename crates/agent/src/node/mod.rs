@@ -106,7 +106,7 @@ pub async fn run(
         .map_err(|e| NodeError::Config(format!("creating {}: {e}", config.state_dir.display())))?;
     let nl = Netlink::new().map_err(|e| NodeError::Network(format!("opening netlink: {e}")))?;
     // Fail fast on a wrong --node-ip, before touching the API.
-    host::underlay_link(&nl, config.node_ip).await?;
+    host::underlay(&nl, config.node_ip).await?;
 
     let name = config.node_name.clone();
     let node = retry("registering the Node", || {

@@ -182,24 +182,11 @@ fn supervise(tasks: &mut Tasks, what: &'static str, task: JoinHandle<Result<()>>
     });
 }
 
-/// The network --node-ip is on (its address's prefix on its interface): where the other
-/// nodes are.
+/// The network --node-ip is on: where the other nodes are.
 async fn node_network(node_ip: Ipv4Addr) -> Result<Ipv4Net> {
     let nl = weft_netlink::Netlink::new().context("opening netlink")?;
-    for link in nl.links().await.context("listing links")? {
-        for address in nl
-            .addresses(link.index)
-            .await
-            .context("listing addresses")?
-        {
-            if let IpNet::V4(v4) = address {
-                if v4.addr() == node_ip {
-                    return Ok(v4.trunc());
-                }
-            }
-        }
-    }
-    bail!("--node-ip {node_ip}: no interface of this network namespace has that address")
+    let (_, address) = weft_agent::node::host::underlay(&nl, node_ip).await?;
+    Ok(address.trunc())
 }
 
 fn client(kubeconfig: &Path) -> Result<Client> {
