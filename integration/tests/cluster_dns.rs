@@ -184,6 +184,25 @@ fn dig_from_a_pod_gets_every_kind_of_record() {
         );
     }
 
+    // Hairpin: a pod of Service api reaches itself through the ClusterIP (round robin
+    // sends every other connection back to it). Its reply must seem to come from the
+    // ClusterIP, so the proxy masquerades it: the pod sees a node address as the client.
+    let mut itself = None;
+    for _ in 0..8 {
+        let body = lab.http_get_from_pod(NS, "web-0", &format!("http://{api_ip}/"));
+        let reply =
+            EchoReply::parse(&body).unwrap_or_else(|| panic!("not an echo reply: {body:?}"));
+        if reply.pod_ip == web0 {
+            itself = Some(reply);
+            break;
+        }
+    }
+    let itself = itself.expect("web-0 never reached itself through its Service");
+    assert_ne!(
+        itself.client_ip, web0,
+        "hairpin traffic is masqueraded: {itself:?}"
+    );
+
     // A Service the proxy cannot program is skipped and reported as a Warning Event on it.
     lab.apply(
         &json!({"apiVersion": "v1", "kind": "Service",

@@ -30,9 +30,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod builder;
 pub mod ipvs;
 pub mod nftables;
 pub mod table;
+
+pub use builder::TableBuilder;
 
 pub use ipvs::{IpvsConfig, IpvsProxy};
 pub use nftables::{NftConfig, NftProxy};
@@ -97,6 +100,16 @@ pub trait ProxyBackend: Send {
     /// the first after a failure) reads the kernel's state instead of trusting memory, so a
     /// restarted proxy changes nothing that is already right.
     async fn sync(&mut self, desired: &ServiceTable) -> Result<SyncStats>;
+    /// Like [`ProxyBackend::sync`], told which Service ports differ from the table of the
+    /// previous call (as [`TableBuilder::take_changes`] reports them), so a backend may
+    /// skip diffing the whole table. The default diffs anyway.
+    async fn sync_changed(
+        &mut self,
+        desired: &ServiceTable,
+        _changes: &Changes,
+    ) -> Result<SyncStats> {
+        self.sync(desired).await
+    }
     /// Removes everything this backend installed (`kube-proxy --cleanup`).
     async fn cleanup(&mut self) -> Result<()>;
     /// When to sync again even if nothing changes (IPVS mode: to finish terminating

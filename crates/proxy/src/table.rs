@@ -230,11 +230,11 @@ impl ServiceTable {
     }
 }
 
-fn namespace(ns: &Option<String>) -> &str {
+pub(crate) fn namespace(ns: &Option<String>) -> &str {
     ns.as_deref().unwrap_or("default")
 }
 
-fn nodeport_addresses(node: &NodeContext) -> Vec<Ipv4Addr> {
+pub(crate) fn nodeport_addresses(node: &NodeContext) -> Vec<Ipv4Addr> {
     let set: BTreeSet<Ipv4Addr> = node
         .addresses
         .iter()
@@ -250,13 +250,13 @@ fn nodeport_addresses(node: &NodeContext) -> Vec<Ipv4Addr> {
     set.into_iter().collect()
 }
 
-enum Skip {
+pub(crate) enum Skip {
     /// Nothing to program, and nothing wrong (headless, ExternalName, no ClusterIP yet).
     Silently,
     Problem(String),
 }
 
-fn service_ports(
+pub(crate) fn service_ports(
     svc: &Service,
     eps: Option<&Endpoints>,
     node_name: &str,

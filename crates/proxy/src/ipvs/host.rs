@@ -13,7 +13,9 @@ use serde_json::Value;
 use weft_netlink::Netlink;
 
 use super::sets::{Elements, Kind, DUMMY, TABLE};
-use crate::nftables::kernel::{is_missing, items, key_text, nft};
+use weft_netlink::nft::NftSession;
+
+use crate::nftables::kernel::{delete_table, items, key_text, list_json};
 use crate::{ProxyError, Result};
 
 #[async_trait]
@@ -38,6 +40,8 @@ pub trait HostOps: Send {
 pub struct KernelHost {
     netns: Option<String>,
     nl: Option<Netlink>,
+    /// Opened on first use (a thread inside the netns).
+    nft: Option<NftSession>,
     dummy: Option<u32>,
 }
 
@@ -53,8 +57,14 @@ impl KernelHost {
         Self {
             netns,
             nl: None,
+            nft: None,
             dummy: None,
         }
+    }
+
+    fn nft(&mut self) -> &NftSession {
+        let netns = self.netns.as_deref();
+        self.nft.get_or_insert_with(|| NftSession::open(netns))
     }
 
     async fn nl(&mut self) -> Result<&Netlink> {
@@ -168,38 +178,22 @@ impl HostOps for KernelHost {
     }
 
     async fn nft_elements(&mut self) -> Result<Option<Elements>> {
-        match nft(
-            self.netns.as_deref(),
-            &["-j", "list", "table", "ip", TABLE],
-            None,
-        )
-        .await
-        {
-            Ok(json) => parse_elements(&json).map(Some),
-            Err(e) if is_missing(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        list_json(self.nft(), TABLE)
+            .await?
+            .map(|json| parse_elements(&json))
+            .transpose()
     }
 
     async fn nft_apply(&mut self, script: String) -> Result<()> {
         if script.is_empty() {
             return Ok(());
         }
-        nft(self.netns.as_deref(), &["-f", "-"], Some(&script)).await?;
+        self.nft().run(&script).await?;
         Ok(())
     }
 
     async fn nft_delete_table(&mut self) -> Result<()> {
-        match nft(
-            self.netns.as_deref(),
-            &["delete", "table", "ip", TABLE],
-            None,
-        )
-        .await
-        {
-            Err(e) if is_missing(&e) => Ok(()),
-            other => other.map(|_| ()),
-        }
+        delete_table(self.nft(), TABLE).await
     }
 
     async fn local_addresses(&mut self) -> Result<Vec<Ipv4Addr>> {

@@ -1,18 +1,16 @@
-//! Talking to nftables through the `nft` command: applying a script as one transaction and
-//! reading our table back (`nft -j list table`) into [`Objects`].
+//! Reading our table back from the kernel (`nft -j list table`) into [`Objects`].
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
+use weft_netlink::nft::NftSession;
 
-use super::render::{HASH_PREFIX, NODEPORT_IPS, SERVICE_IPS, SERVICE_NODEPORTS, TABLE};
+use super::render::{
+    CLUSTER_BACKENDS, HAIRPIN, HASH_PREFIX, NODEPORT_BACKENDS, NODEPORT_IPS, SERVICE_IPS,
+    SERVICE_NODEPORTS, TABLE,
+};
 use super::script::Objects;
 use crate::{ProxyError, Result};
-
-/// Runs `nft ARGS` (inside the named netns when given), feeding `stdin`; returns stdout.
-pub async fn nft(netns: Option<&str>, args: &[&str], stdin: Option<&str>) -> Result<String> {
-    Ok(weft_netlink::nft::nft(netns, args, stdin).await?)
-}
 
 /// True for nft's "the table is not there" error.
 pub fn is_missing(err: &ProxyError) -> bool {
@@ -20,11 +18,34 @@ pub fn is_missing(err: &ProxyError) -> bool {
 }
 
 /// What our table holds; `None` when it does not exist.
-pub async fn read(netns: Option<&str>) -> Result<Option<Objects>> {
-    match nft(netns, &["-j", "list", "table", "ip", TABLE], None).await {
-        Ok(json) => parse(&json).map(Some),
-        Err(e) if is_missing(&e) => Ok(None),
-        Err(e) => Err(e),
+pub async fn read(nft: &NftSession) -> Result<Option<Objects>> {
+    list_json(nft, TABLE)
+        .await?
+        .map(|json| parse(&json))
+        .transpose()
+}
+
+/// `nft -j list table ip TABLE`; None when the table does not exist.
+pub async fn list_json(nft: &NftSession, table: &str) -> Result<Option<String>> {
+    match nft.run_json(&format!("list table ip {table}")).await {
+        Ok(json) => Ok(Some(json)),
+        Err(e) => missing_is_none(e.into()),
+    }
+}
+
+/// Deletes table `ip TABLE`; one already gone is fine.
+pub async fn delete_table(nft: &NftSession, table: &str) -> Result<()> {
+    match nft.run(&format!("delete table ip {table}")).await {
+        Ok(_) => Ok(()),
+        Err(e) => missing_is_none(e.into()).map(|_| ()),
+    }
+}
+
+fn missing_is_none(e: ProxyError) -> Result<Option<String>> {
+    if is_missing(&e) {
+        Ok(None)
+    } else {
+        Err(e)
     }
 }
 
@@ -46,6 +67,7 @@ pub fn parse(json: &str) -> Result<Objects> {
     let items = items(json)?;
     let mut objects = Objects {
         nodeport_ips: Some(BTreeSet::new()),
+        hairpin: Some(BTreeSet::new()),
         ..Default::default()
     };
     for item in &items {
@@ -67,35 +89,33 @@ pub fn parse(json: &str) -> Result<Objects> {
             let target = match name.as_str() {
                 SERVICE_IPS => &mut objects.service_ips,
                 SERVICE_NODEPORTS => &mut objects.nodeports,
+                n if n.starts_with(CLUSTER_BACKENDS) || n.starts_with(NODEPORT_BACKENDS) => {
+                    objects.backends.entry(name.clone()).or_default()
+                }
                 _ => continue,
             };
-            for elem in map
-                .get("elem")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let (key, verdict) = match elem.as_array().map(Vec::as_slice) {
+            for elem in elems(map) {
+                let (key, value) = match elem.as_array().map(Vec::as_slice) {
                     Some([k, v]) => (k, v),
                     _ => return Err(ProxyError::Parse(format!("map {name}: element {elem}"))),
                 };
-                let chain = ["goto", "jump"]
-                    .iter()
-                    .find_map(|v| verdict.get(v)?.get("target")?.as_str())
-                    .ok_or_else(|| ProxyError::Parse(format!("map {name}: verdict {verdict}")))?;
-                target.insert(key_text(key)?, chain.to_string());
+                let value = verdict_text(value)
+                    .or_else(|| key_text(value).ok())
+                    .ok_or_else(|| ProxyError::Parse(format!("map {name}: value {value}")))?;
+                target.insert(key_text(key)?, value);
             }
         } else if let Some(set) = item.get("set") {
             let name = str_field(set, "name")?;
-            if name == NODEPORT_IPS {
-                let ips = objects.nodeport_ips.get_or_insert_with(BTreeSet::new);
-                for elem in set
-                    .get("elem")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let ip = elem
+            if name == NODEPORT_IPS || name == HAIRPIN {
+                let ips = if name == HAIRPIN {
+                    objects.hairpin.get_or_insert_with(BTreeSet::new)
+                } else {
+                    objects.nodeport_ips.get_or_insert_with(BTreeSet::new)
+                };
+                for elem in elems(set) {
+                    // The hairpin set holds `IP . IP` pairs: the first part is the address.
+                    let first = elem.get("concat").and_then(|c| c.get(0)).unwrap_or(elem);
+                    let ip = first
                         .as_str()
                         .and_then(|s| s.parse().ok())
                         .ok_or_else(|| ProxyError::Parse(format!("set {name}: element {elem}")))?;
@@ -112,6 +132,31 @@ pub fn parse(json: &str) -> Result<Objects> {
         }
     }
     Ok(objects)
+}
+
+/// The elements of a set or map in a listing (none when it has none).
+fn elems(v: &Value) -> impl Iterator<Item = &Value> {
+    v.get("elem")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// A verdict as our scripts spell it (`goto CHAIN`, `jump CHAIN`, `drop`, `accept`).
+fn verdict_text(v: &Value) -> Option<String> {
+    for kind in ["goto", "jump"] {
+        if let Some(chain) = v
+            .get(kind)
+            .and_then(|j| j.get("target"))
+            .and_then(Value::as_str)
+        {
+            return Some(format!("{kind} {chain}"));
+        }
+    }
+    ["drop", "accept"]
+        .into_iter()
+        .find(|kind| v.get(kind).is_some())
+        .map(str::to_string)
 }
 
 fn str_field(v: &Value, field: &str) -> Result<String> {
@@ -149,7 +194,12 @@ mod tests {
           {"table": {"family": "ip", "name": "weft-proxy", "handle": 1}},
           {"map": {"family": "ip", "name": "service-ips", "table": "weft-proxy",
             "type": ["ipv4_addr", "inet_proto", "inet_service"], "map": "verdict",
-            "elem": [[{"concat": ["10.96.0.1", "tcp", 80]}, {"goto": {"target": "service-a"}}]]}},
+            "elem": [[{"concat": ["10.96.0.1", "tcp", 80]}, {"goto": {"target": "service-a"}}],
+                     [{"concat": ["10.96.0.2", "tcp", 80]}, {"drop": null}]]}},
+          {"map": {"family": "ip", "name": "cluster-backends-tcp", "table": "weft-proxy",
+            "elem": [[{"concat": ["10.96.0.1", 80, 1]}, {"concat": ["10.244.1.5", 8080]}]]}},
+          {"set": {"family": "ip", "name": "hairpin", "table": "weft-proxy",
+            "elem": [{"concat": ["10.244.1.5", "10.244.1.5"]}]}},
           {"map": {"family": "ip", "name": "service-nodeports", "table": "weft-proxy",
             "type": ["inet_proto", "inet_service"], "map": "verdict",
             "elem": [[{"concat": ["udp", 30053]}, {"goto": {"target": "external-a"}}]]}},
@@ -163,8 +213,17 @@ mod tests {
             "comment": "weft:00ff", "expr": []}}
         ]}"#;
         let o = parse(json).expect("parses");
-        assert_eq!(o.service_ips["10.96.0.1 . tcp . 80"], "service-a");
-        assert_eq!(o.nodeports["udp . 30053"], "external-a");
+        assert_eq!(o.service_ips["10.96.0.1 . tcp . 80"], "goto service-a");
+        assert_eq!(o.service_ips["10.96.0.2 . tcp . 80"], "drop");
+        assert_eq!(o.nodeports["udp . 30053"], "goto external-a");
+        assert_eq!(
+            o.backends["cluster-backends-tcp"]["10.96.0.1 . 80 . 1"],
+            "10.244.1.5 . 8080"
+        );
+        assert_eq!(
+            o.hairpin,
+            Some(["10.244.1.5".parse().unwrap()].into_iter().collect())
+        );
         assert_eq!(o.sets["affinity-x"], 60);
         assert_eq!(o.chains["service-a"], "00ff");
         assert_eq!(o.chains["stray"], "");

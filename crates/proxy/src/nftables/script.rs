@@ -6,18 +6,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use super::render::{Rendered, HASH_PREFIX, NODEPORT_IPS, SERVICE_IPS, SERVICE_NODEPORTS, TABLE};
+use super::render::{
+    backends_map, is_pick_chain, Rendered, CLUSTER_BACKENDS, HAIRPIN, HASH_PREFIX,
+    NODEPORT_BACKENDS, NODEPORT_IPS, PROTOCOLS, SERVICE_IPS, SERVICE_NODEPORTS, TABLE,
+};
 
 /// What the kernel holds, reduced to what a diff needs: chains by content hash (from the
-/// comment on their last rule), sets, and map elements.
+/// comment on their last rule), sets, and map elements (map values as nft spells them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Objects {
     pub chains: BTreeMap<String, String>,
     pub sets: BTreeMap<String, u32>,
     pub service_ips: BTreeMap<String, String>,
     pub nodeports: BTreeMap<String, String>,
+    pub backends: BTreeMap<String, BTreeMap<String, String>>,
     /// None: not covered (leave the kernel's as it is).
     pub nodeport_ips: Option<BTreeSet<Ipv4Addr>>,
+    /// None: not covered.
+    pub hairpin: Option<BTreeSet<Ipv4Addr>>,
 }
 
 impl Rendered {
@@ -32,7 +38,9 @@ impl Rendered {
             sets: self.sets.clone(),
             service_ips: self.service_ips.clone(),
             nodeports: self.nodeports.clone(),
+            backends: self.backends.clone(),
             nodeport_ips: self.nodeport_ips.clone(),
+            hairpin: self.hairpin.clone(),
         }
     }
 }
@@ -52,9 +60,10 @@ pub struct Script {
 /// small enough to keep lines readable in an error message.
 const ELEMENTS_PER_LINE: usize = 1000;
 
-/// The transaction from `have` to `want`. With `header`, the table, its maps and the
-/// nodeport address set are declared first (`add` is a no-op for existing ones), as a
-/// full sync needs when the table may not exist yet.
+/// The transaction from `have` to `want`. With `header` (a full sync), the table, its maps
+/// and sets are declared first (`add` is a no-op for existing ones), as needed when the
+/// table may not exist yet, and shared pick chains no longer used are deleted; without it
+/// (an incremental sync, which sees only some Services) pick chains are never deleted.
 pub fn generate(have: &Objects, want: &Rendered, header: bool) -> Script {
     let mut s = Script::default();
     let mut out = String::new();
@@ -70,6 +79,22 @@ pub fn generate(have: &Objects, want: &Rendered, header: bool) -> Script {
             "add map {t} {SERVICE_NODEPORTS} {{ type inet_proto . inet_service : verdict ; }}"
         );
         let _ = writeln!(out, "add set {t} {NODEPORT_IPS} {{ type ipv4_addr ; }}");
+        for proto in PROTOCOLS {
+            let cluster = backends_map(CLUSTER_BACKENDS, proto);
+            let nodeport = backends_map(NODEPORT_BACKENDS, proto);
+            let _ = writeln!(
+                out,
+                "add map {t} {cluster} {{ typeof ip daddr . {proto} dport . numgen random mod 1 : ip daddr . {proto} dport ; }}"
+            );
+            let _ = writeln!(
+                out,
+                "add map {t} {nodeport} {{ typeof {proto} dport . numgen random mod 1 : ip daddr . {proto} dport ; }}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "add set {t} {HAIRPIN} {{ type ipv4_addr . ipv4_addr ; }}"
+        );
     }
 
     // Sets and chains first, so rules and elements below may refer to them.
@@ -112,49 +137,43 @@ pub fn generate(have: &Objects, want: &Rendered, header: bool) -> Script {
     }
     out.push_str(&rules);
 
-    elements(
-        &mut out,
-        &mut s,
-        &t,
-        SERVICE_IPS,
-        &have.service_ips,
-        &want.service_ips,
-    );
-    elements(
-        &mut out,
-        &mut s,
-        &t,
-        SERVICE_NODEPORTS,
-        &have.nodeports,
-        &want.nodeports,
-    );
-    if let Some(want_ips) = &want.nodeport_ips {
-        let empty = BTreeSet::new();
-        let have_ips = have.nodeport_ips.as_ref().unwrap_or(&empty);
-        let gone: Vec<String> = have_ips
-            .difference(want_ips)
-            .map(|ip| ip.to_string())
-            .collect();
-        let new: Vec<String> = want_ips
-            .difference(have_ips)
-            .map(|ip| ip.to_string())
-            .collect();
-        s.elements_deleted += gone.len();
-        s.elements_added += new.len();
-        batch(
-            &mut out,
-            &format!("delete element {t} {NODEPORT_IPS}"),
-            &gone,
-        );
-        batch(&mut out, &format!("add element {t} {NODEPORT_IPS}"), &new);
+    // Backends before the verdicts that lead to them.
+    let empty = BTreeMap::new();
+    let maps: BTreeSet<&String> = have.backends.keys().chain(want.backends.keys()).collect();
+    for map in maps {
+        let have_map = have.backends.get(map).unwrap_or(&empty);
+        let want_map = want.backends.get(map).unwrap_or(&empty);
+        elements(&mut out, &mut s, &t, map, have_map, want_map);
     }
+    for (map, have_map, want_map) in [
+        (SERVICE_IPS, &have.service_ips, &want.service_ips),
+        (SERVICE_NODEPORTS, &have.nodeports, &want.nodeports),
+    ] {
+        elements(&mut out, &mut s, &t, map, have_map, want_map);
+    }
+    set_elements(
+        &mut out,
+        &mut s,
+        &format!("{t} {NODEPORT_IPS}"),
+        have.nodeport_ips.as_ref(),
+        want.nodeport_ips.as_ref(),
+        |ip| ip.to_string(),
+    );
+    set_elements(
+        &mut out,
+        &mut s,
+        &format!("{t} {HAIRPIN}"),
+        have.hairpin.as_ref(),
+        want.hairpin.as_ref(),
+        |ip| format!("{ip} . {ip}"),
+    );
 
     // Removed chains last, once nothing refers to them: flush them all first, since they
     // may refer to each other (a service chain to its endpoint chains).
     let gone: Vec<&String> = have
         .chains
         .keys()
-        .filter(|n| !want.chains.contains_key(*n))
+        .filter(|n| !want.chains.contains_key(*n) && (header || !is_pick_chain(n)))
         .collect();
     for name in &gone {
         let _ = writeln!(out, "flush chain {t} {name}");
@@ -190,8 +209,28 @@ fn add_set(t: &str, name: &str, timeout: u32) -> String {
     )
 }
 
-/// Map element changes: a key whose verdict changed is deleted and added again in the same
-/// transaction (an `add` of an existing key with another verdict fails).
+/// Set element changes from `have` to `want`; nothing when `want` is None (not covered).
+fn set_elements(
+    out: &mut String,
+    s: &mut Script,
+    set: &str,
+    have: Option<&BTreeSet<Ipv4Addr>>,
+    want: Option<&BTreeSet<Ipv4Addr>>,
+    spell: impl Fn(&Ipv4Addr) -> String,
+) {
+    let Some(want) = want else { return };
+    let empty = BTreeSet::new();
+    let have = have.unwrap_or(&empty);
+    let gone: Vec<String> = have.difference(want).map(&spell).collect();
+    let new: Vec<String> = want.difference(have).map(&spell).collect();
+    s.elements_deleted += gone.len();
+    s.elements_added += new.len();
+    batch(out, &format!("delete element {set}"), &gone);
+    batch(out, &format!("add element {set}"), &new);
+}
+
+/// Map element changes: a key whose value changed is deleted and added again in the same
+/// transaction (an `add` of an existing key with another value fails).
 fn elements(
     out: &mut String,
     s: &mut Script,
@@ -208,7 +247,7 @@ fn elements(
     let new: Vec<String> = want
         .iter()
         .filter(|(k, v)| have.get(*k) != Some(*v))
-        .map(|(k, v)| format!("{k} : goto {v}"))
+        .map(|(k, v)| format!("{k} : {v}"))
         .collect();
     s.elements_deleted += gone.len();
     s.elements_added += new.len();

@@ -58,67 +58,109 @@ add table ip weft-proxy
 add map ip weft-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }
 add map ip weft-proxy service-nodeports { type inet_proto . inet_service : verdict ; }
 add set ip weft-proxy nodeport-ips { type ipv4_addr ; }
+add map ip weft-proxy cluster-backends-tcp { typeof ip daddr . tcp dport . numgen random mod 1 : ip daddr . tcp dport ; }
+add map ip weft-proxy nodeport-backends-tcp { typeof tcp dport . numgen random mod 1 : ip daddr . tcp dport ; }
+add map ip weft-proxy cluster-backends-udp { typeof ip daddr . udp dport . numgen random mod 1 : ip daddr . udp dport ; }
+add map ip weft-proxy nodeport-backends-udp { typeof udp dport . numgen random mod 1 : ip daddr . udp dport ; }
+add map ip weft-proxy cluster-backends-sctp { typeof ip daddr . sctp dport . numgen random mod 1 : ip daddr . sctp dport ; }
+add map ip weft-proxy nodeport-backends-sctp { typeof sctp dport . numgen random mod 1 : ip daddr . sctp dport ; }
+add set ip weft-proxy hairpin { type ipv4_addr . ipv4_addr ; }
 add set ip weft-proxy affinity-default/np/tcp/http__10.244.1.5/8080 { type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; }
 add chain ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080
-add chain ip weft-proxy endpoint-default/web/tcp/___10.244.1.3/8080
-add chain ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080
 add chain ip weft-proxy external-default/np/tcp/http
 add chain ip weft-proxy mark-for-masquerade
 add chain ip weft-proxy nat-output { type nat hook output priority -100; policy accept; }
 add chain ip weft-proxy nat-postrouting { type nat hook postrouting priority 100; policy accept; }
 add chain ip weft-proxy nat-prerouting { type nat hook prerouting priority -100; policy accept; }
+add chain ip weft-proxy pick-cluster-tcp-inc-2
 add chain ip weft-proxy service-default/np/tcp/http
-add chain ip weft-proxy service-default/web/tcp/_
 add chain ip weft-proxy services
-add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 ip saddr 10.244.1.5 jump mark-for-masquerade
 add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 update @affinity-default/np/tcp/http__10.244.1.5/8080 { ip saddr timeout 10800s }
 add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 meta l4proto tcp dnat to 10.244.1.5:8080 comment \"weft:HASH\"
-add rule ip weft-proxy endpoint-default/web/tcp/___10.244.1.3/8080 ip saddr 10.244.1.3 jump mark-for-masquerade
-add rule ip weft-proxy endpoint-default/web/tcp/___10.244.1.3/8080 meta l4proto tcp dnat to 10.244.1.3:8080 comment \"weft:HASH\"
-add rule ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080 ip saddr 10.244.2.4 jump mark-for-masquerade
-add rule ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080 meta l4proto tcp dnat to 10.244.2.4:8080 comment \"weft:HASH\"
 add rule ip weft-proxy external-default/np/tcp/http ip saddr @affinity-default/np/tcp/http__10.244.1.5/8080 goto endpoint-default/np/tcp/http__10.244.1.5/8080
 add rule ip weft-proxy external-default/np/tcp/http numgen inc mod 1 vmap { 0 : goto endpoint-default/np/tcp/http__10.244.1.5/8080 } comment \"weft:HASH\"
 add rule ip weft-proxy mark-for-masquerade meta mark set meta mark or 0x4000 comment \"weft:HASH\"
 add rule ip weft-proxy nat-output jump services comment \"weft:HASH\"
+add rule ip weft-proxy nat-postrouting ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random
 add rule ip weft-proxy nat-postrouting meta mark & 0x4000 == 0 return
 add rule ip weft-proxy nat-postrouting meta mark set meta mark xor 0x4000
 add rule ip weft-proxy nat-postrouting masquerade fully-random comment \"weft:HASH\"
 add rule ip weft-proxy nat-prerouting jump services comment \"weft:HASH\"
+add rule ip weft-proxy pick-cluster-tcp-inc-2 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+add rule ip weft-proxy pick-cluster-tcp-inc-2 meta l4proto tcp dnat to ip daddr . tcp dport . numgen inc mod 2 map @cluster-backends-tcp comment \"weft:HASH\"
 add rule ip weft-proxy service-default/np/tcp/http ip saddr != 10.244.0.0/16 jump mark-for-masquerade
 add rule ip weft-proxy service-default/np/tcp/http ip saddr @affinity-default/np/tcp/http__10.244.1.5/8080 goto endpoint-default/np/tcp/http__10.244.1.5/8080
 add rule ip weft-proxy service-default/np/tcp/http numgen inc mod 1 vmap { 0 : goto endpoint-default/np/tcp/http__10.244.1.5/8080 } comment \"weft:HASH\"
-add rule ip weft-proxy service-default/web/tcp/_ ip saddr != 10.244.0.0/16 jump mark-for-masquerade
-add rule ip weft-proxy service-default/web/tcp/_ numgen inc mod 2 vmap { 0 : goto endpoint-default/web/tcp/___10.244.1.3/8080, 1 : goto endpoint-default/web/tcp/___10.244.2.4/8080 } comment \"weft:HASH\"
 add rule ip weft-proxy services ip daddr . meta l4proto . th dport vmap @service-ips
 add rule ip weft-proxy services fib daddr type local ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports comment \"weft:HASH\"
-add element ip weft-proxy service-ips { 10.96.0.20 . tcp . 80 : goto service-default/web/tcp/_, 10.96.0.30 . tcp . 80 : goto service-default/np/tcp/http }
+add element ip weft-proxy cluster-backends-tcp { 10.96.0.20 . 80 . 0 : 10.244.1.3 . 8080, 10.96.0.20 . 80 . 1 : 10.244.2.4 . 8080 }
+add element ip weft-proxy service-ips { 10.96.0.20 . tcp . 80 : goto pick-cluster-tcp-inc-2, 10.96.0.30 . tcp . 80 : goto service-default/np/tcp/http }
 add element ip weft-proxy service-nodeports { tcp . 30080 : goto external-default/np/tcp/http }
-add element ip weft-proxy nodeport-ips { 192.168.56.11 }";
+add element ip weft-proxy nodeport-ips { 192.168.56.11 }
+add element ip weft-proxy hairpin { 10.244.1.3 . 10.244.1.3, 10.244.1.5 . 10.244.1.5, 10.244.2.4 . 10.244.2.4 }";
     let s = full_script(&two(), &cfg());
     assert_eq!(unhashed(&s.text), want);
-    assert_eq!((s.chains_added, s.elements_added), (11, 4));
+    assert_eq!((s.chains_added, s.elements_added), (9, 9));
 }
 
 #[test]
-fn removing_an_endpoint_touches_only_that_service() {
+fn removing_an_endpoint_changes_elements_not_chains() {
     let one = web(&[("10.244.1.3", "node-1")]);
     let s = incremental_script(&two(), &one, &cfg());
+    // The shared chain for one endpoint is new; no chain is rewritten or deleted.
     let want = "\
-flush chain ip weft-proxy service-default/web/tcp/_
-add rule ip weft-proxy service-default/web/tcp/_ ip saddr != 10.244.0.0/16 jump mark-for-masquerade
-add rule ip weft-proxy service-default/web/tcp/_ numgen inc mod 1 vmap { 0 : goto endpoint-default/web/tcp/___10.244.1.3/8080 } comment \"weft:HASH\"
-flush chain ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080
-delete chain ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080";
+add chain ip weft-proxy pick-cluster-tcp-inc-1
+add rule ip weft-proxy pick-cluster-tcp-inc-1 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+add rule ip weft-proxy pick-cluster-tcp-inc-1 meta l4proto tcp dnat to ip daddr . tcp dport . numgen inc mod 1 map @cluster-backends-tcp comment \"weft:HASH\"
+delete element ip weft-proxy cluster-backends-tcp { 10.96.0.20 . 80 . 1 }
+delete element ip weft-proxy service-ips { 10.96.0.20 . tcp . 80 }
+add element ip weft-proxy service-ips { 10.96.0.20 . tcp . 80 : goto pick-cluster-tcp-inc-1 }
+delete element ip weft-proxy hairpin { 10.244.2.4 . 10.244.2.4 }";
     assert_eq!(unhashed(&s.text), want);
-    assert_eq!((s.chains_rewritten, s.chains_deleted), (1, 1));
-    assert_eq!((s.elements_added, s.elements_deleted), (0, 0));
-    // And back.
-    let s = incremental_script(&one, &two(), &cfg());
-    assert!(s
-        .text
-        .contains("add chain ip weft-proxy endpoint-default/web/tcp/___10.244.2.4/8080\n"));
-    assert!(!s.text.contains("np/"), "{}", s.text);
+    assert_eq!(
+        (s.chains_added, s.chains_rewritten, s.chains_deleted),
+        (1, 0, 0)
+    );
+    assert_eq!((s.elements_added, s.elements_deleted), (1, 3));
+
+    // And back, on a kernel that already has both shared chains: elements only.
+    let mut applied = Applied::of(&two(), &cfg());
+    let s = applied.incremental(&one, &cfg());
+    assert_eq!(s.chains_added, 1);
+    let s = applied.incremental(&two(), &cfg());
+    assert_eq!(
+        s.text,
+        "add element ip weft-proxy cluster-backends-tcp { 10.96.0.20 . 80 . 1 : 10.244.2.4 . 8080 }\n\
+         delete element ip weft-proxy service-ips { 10.96.0.20 . tcp . 80 }\n\
+         add element ip weft-proxy service-ips { 10.96.0.20 . tcp . 80 : goto pick-cluster-tcp-inc-2 }\n\
+         add element ip weft-proxy hairpin { 10.244.2.4 . 10.244.2.4 }\n"
+    );
+    // The state followed: nothing more to do.
+    assert_eq!(applied.incremental(&two(), &cfg()).text, "");
+}
+
+#[test]
+fn a_hairpin_address_stays_while_any_service_uses_it() {
+    let mut both = two();
+    let web_port = both.services.values().find(|v| v.name.name == "web");
+    let mut other = web_port.unwrap().clone();
+    other.name.name = "other".into();
+    other.cluster_ip = "10.96.0.21".parse().unwrap();
+    both.services.insert(other.name.clone(), other);
+    let mut applied = Applied::of(&both, &cfg());
+    let mut without_web = both.clone();
+    without_web.services.retain(|k, _| k.name != "web");
+    let s = applied.incremental(&without_web, &cfg());
+    assert!(!s.text.contains("hairpin"), "{}", s.text);
+    let mut none = without_web.clone();
+    none.services.retain(|k, _| k.name == "np");
+    let s = applied.incremental(&none, &cfg());
+    assert!(
+        s.text
+            .contains("delete element ip weft-proxy hairpin { 10.244.1.3 . 10.244.1.3, 10.244.2.4 . 10.244.2.4 }"),
+        "{}",
+        s.text
+    );
 }
 
 #[test]
@@ -129,6 +171,7 @@ fn removing_a_service_deletes_its_elements_chains_and_sets() {
     let want = "\
 delete element ip weft-proxy service-ips { 10.96.0.30 . tcp . 80 }
 delete element ip weft-proxy service-nodeports { tcp . 30080 }
+delete element ip weft-proxy hairpin { 10.244.1.5 . 10.244.1.5 }
 flush chain ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080
 flush chain ip weft-proxy external-default/np/tcp/http
 flush chain ip weft-proxy service-default/np/tcp/http
@@ -140,7 +183,7 @@ delete set ip weft-proxy affinity-default/np/tcp/http__10.244.1.5/8080";
 }
 
 #[test]
-fn a_new_cluster_ip_replaces_the_map_element() {
+fn a_new_cluster_ip_replaces_the_map_elements() {
     let mut moved = two();
     for vs in moved.services.values_mut().filter(|v| v.name.name == "web") {
         vs.cluster_ip = "10.96.0.99".parse().unwrap();
@@ -148,8 +191,10 @@ fn a_new_cluster_ip_replaces_the_map_element() {
     let s = incremental_script(&two(), &moved, &cfg());
     assert_eq!(
         s.text,
-        "delete element ip weft-proxy service-ips { 10.96.0.20 . tcp . 80 }\n\
-         add element ip weft-proxy service-ips { 10.96.0.99 . tcp . 80 : goto service-default/web/tcp/_ }\n"
+        "delete element ip weft-proxy cluster-backends-tcp { 10.96.0.20 . 80 . 0, 10.96.0.20 . 80 . 1 }\n\
+         add element ip weft-proxy cluster-backends-tcp { 10.96.0.99 . 80 . 0 : 10.244.1.3 . 8080, 10.96.0.99 . 80 . 1 : 10.244.2.4 . 8080 }\n\
+         delete element ip weft-proxy service-ips { 10.96.0.20 . tcp . 80 }\n\
+         add element ip weft-proxy service-ips { 10.96.0.99 . tcp . 80 : goto pick-cluster-tcp-inc-2 }\n"
     );
 }
 
@@ -178,35 +223,50 @@ fn full_sync_repairs_only_what_differs_in_the_kernel() {
     let want: Rendered = render::full(&two(), &cfg());
     let mut have: Objects = want.objects();
     have.chains
-        .insert("service-default/web/tcp/_".into(), "stale".into());
+        .insert("pick-cluster-tcp-inc-2".into(), "stale".into());
     have.chains
         .insert("service-default/gone/tcp/_".into(), String::new());
+    have.chains
+        .insert("pick-cluster-tcp-inc-7".into(), String::new());
     have.service_ips.insert(
         "10.96.0.77 . udp . 53".into(),
-        "service-default/gone/tcp/_".into(),
+        "goto service-default/gone/tcp/_".into(),
     );
+    have.backends
+        .get_mut("cluster-backends-tcp")
+        .unwrap()
+        .remove("10.96.0.20 . 80 . 1");
+    have.hairpin
+        .as_mut()
+        .unwrap()
+        .insert("10.244.9.9".parse().unwrap());
     let s = generate(&have, &want, true);
-    let body: Vec<&str> = s.text.lines().skip(4).collect();
+    let body: Vec<String> = unhashed(&s.text)
+        .lines()
+        .skip(11)
+        .map(str::to_string)
+        .collect();
     assert_eq!(
-        body[0],
-        "flush chain ip weft-proxy service-default/web/tcp/_"
+        body,
+        [
+            "flush chain ip weft-proxy pick-cluster-tcp-inc-2",
+            "add rule ip weft-proxy pick-cluster-tcp-inc-2 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
+            "add rule ip weft-proxy pick-cluster-tcp-inc-2 meta l4proto tcp dnat to ip daddr . tcp dport . numgen inc mod 2 map @cluster-backends-tcp comment \"weft:HASH\"",
+            "add element ip weft-proxy cluster-backends-tcp { 10.96.0.20 . 80 . 1 : 10.244.2.4 . 8080 }",
+            "delete element ip weft-proxy service-ips { 10.96.0.77 . udp . 53 }",
+            "delete element ip weft-proxy hairpin { 10.244.9.9 . 10.244.9.9 }",
+            // A full sync also removes shared chains nothing uses any more.
+            "flush chain ip weft-proxy pick-cluster-tcp-inc-7",
+            "flush chain ip weft-proxy service-default/gone/tcp/_",
+            "delete chain ip weft-proxy pick-cluster-tcp-inc-7",
+            "delete chain ip weft-proxy service-default/gone/tcp/_",
+        ],
+        "{}",
+        s.text
     );
-    assert_eq!(
-        body[3],
-        "delete element ip weft-proxy service-ips { 10.96.0.77 . udp . 53 }"
-    );
-    assert_eq!(
-        body[4],
-        "flush chain ip weft-proxy service-default/gone/tcp/_"
-    );
-    assert_eq!(
-        body[5],
-        "delete chain ip weft-proxy service-default/gone/tcp/_"
-    );
-    assert_eq!(body.len(), 6, "{}", s.text);
     assert_eq!(
         (s.chains_rewritten, s.chains_deleted, s.elements_deleted),
-        (1, 1, 1)
+        (1, 2, 2)
     );
 }
 
@@ -217,12 +277,16 @@ fn random_scheduler_and_no_endpoints() {
         vs.scheduler = "sh".into();
     }
     let s = full_script(&t, &cfg()).text;
-    assert!(s.contains("numgen random mod 2 vmap"), "{s}");
+    assert!(
+        s.contains("pick-cluster-tcp-random-2 meta l4proto tcp dnat to ip daddr . tcp dport . numgen random mod 2 map @cluster-backends-tcp"),
+        "{s}"
+    );
     let empty = web(&[]);
     let s = full_script(&empty, &NftConfig::default()).text;
+    assert!(s.contains("10.96.0.20 . tcp . 80 : drop"), "{s}");
     assert!(
-        s.contains("add rule ip weft-proxy service-default/web/tcp/_ drop comment"),
-        "{s}"
+        !s.contains("pick-cluster"),
+        "no endpoints, no pick chain: {s}"
     );
     assert!(
         !s.contains("10.244.0.0/16"),
@@ -240,7 +304,6 @@ fn a_new_affinity_timeout_rewrites_the_endpoint_chain_not_the_set() {
     assert_eq!(
         unhashed(&s.text),
         "flush chain ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080
-add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 ip saddr 10.244.1.5 jump mark-for-masquerade
 add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 update @affinity-default/np/tcp/http__10.244.1.5/8080 { ip saddr timeout 60s }
 add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 meta l4proto tcp dnat to 10.244.1.5:8080 comment \"weft:HASH\""
     );

@@ -1,5 +1,8 @@
 //! `weft proxy`: Services and Endpoints from informers → the desired service table → the
 //! kernel, by diff, through IPVS or nftables. Bursts of changes are gathered into one sync.
+//! Informer events update the table one Service at a time ([`TableBuilder`]), so a change
+//! costs the same at 10 or 10,000 Services; every 30 s the whole table is rebuilt and
+//! diffed as a safety net.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -13,10 +16,10 @@ use tokio::task::JoinHandle;
 use weft_api::core::{Endpoints, Service};
 use weft_api::meta::now_timestamp;
 use weft_api::resources::EVENT;
-use weft_client::{Client, Informer, Kubeconfig, ListParams};
+use weft_client::{Client, Event, Informer, Kubeconfig, ListParams};
 use weft_proxy::ipvs::{cleanup_host, KernelHost};
 use weft_proxy::{
-    IpvsConfig, IpvsProxy, NftConfig, NftProxy, NodeContext, Problem, ProxyBackend, ServiceTable,
+    IpvsConfig, IpvsProxy, NftConfig, NftProxy, NodeContext, Problem, ProxyBackend, TableBuilder,
 };
 
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -242,6 +245,22 @@ fn problem_event(problem: &Problem, node_name: &str, reason: &str) -> Option<(Va
     Some((event, namespace.to_string()))
 }
 
+fn feed_service(builder: &mut TableBuilder, event: Event<Service>) {
+    match event {
+        Event::Added(s) | Event::Modified(s) => builder.set_service(s),
+        Event::Deleted(s) => builder.delete_service(&s.metadata),
+        Event::Synced => {}
+    }
+}
+
+fn feed_endpoints(builder: &mut TableBuilder, event: Event<Endpoints>) {
+    match event {
+        Event::Added(e) | Event::Modified(e) => builder.set_endpoints(e),
+        Event::Deleted(e) => builder.delete_endpoints(&e.metadata),
+        Event::Synced => {}
+    }
+}
+
 /// What a proxy needs besides the API client: `weft proxy`'s flags, or `weft node`'s.
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
@@ -300,8 +319,21 @@ pub async fn start(client: Client, options: ProxyOptions) -> Result<JoinHandle<R
         services.wait_synced().await;
         endpoints.wait_synced().await;
         let (mut skipped, mut refused) = (Vec::new(), Vec::new());
+        // The complete lists first: syncing a table built from the first events alone
+        // would remove the Services not seen yet. The queued events of that first list
+        // then change nothing.
+        let mut builder = TableBuilder::new(node.clone());
+        services
+            .list()
+            .into_iter()
+            .for_each(|s| builder.set_service(s));
+        endpoints
+            .list()
+            .into_iter()
+            .for_each(|e| builder.set_endpoints(e));
         loop {
-            let table = ServiceTable::build(&services.list(), &endpoints.list(), &node);
+            let changes = builder.take_changes();
+            let table = builder.table();
             report(
                 &client,
                 &node.node_name,
@@ -309,7 +341,7 @@ pub async fn start(client: Client, options: ProxyOptions) -> Result<JoinHandle<R
                 &table.problems,
                 SKIPPED,
             );
-            match backend.sync(&table).await {
+            match backend.sync_changed(table, &changes).await {
                 Ok(stats) => {
                     report(
                         &client,
@@ -325,12 +357,21 @@ pub async fn start(client: Client, options: ProxyOptions) -> Result<JoinHandle<R
             // IPVS mode asks for an early sync while real servers drain.
             let wait = backend.next_wakeup().map_or(RESYNC, |w| w.min(RESYNC));
             tokio::select! {
-                Some(_) = s_rx.recv() => {}
-                Some(_) = e_rx.recv() => {}
-                _ = tokio::time::sleep(wait) => {}
+                Some(ev) = s_rx.recv() => feed_service(&mut builder, ev),
+                Some(ev) = e_rx.recv() => feed_endpoints(&mut builder, ev),
+                _ = tokio::time::sleep(wait) => builder.force_rebuild(),
             }
             tokio::time::sleep(DEBOUNCE).await;
-            while s_rx.try_recv().is_ok() || e_rx.try_recv().is_ok() {}
+            loop {
+                match (s_rx.try_recv(), e_rx.try_recv()) {
+                    (Err(_), Err(_)) => break,
+                    (s, e) => {
+                        s.into_iter().for_each(|ev| feed_service(&mut builder, ev));
+                        e.into_iter()
+                            .for_each(|ev| feed_endpoints(&mut builder, ev));
+                    }
+                }
+            }
         }
     }))
 }
