@@ -107,12 +107,12 @@ t_table_has() {
   if [ "$PROXY_MODE" = ipvs ]; then
     got="$(t_ipvs_reals 1 "$vip:80" | awk '$2 == "Masq" && $3 > 0 { sub(/:8080$/, "", $1); print $1 }' | sort)"
   else
+    # service-ips sends VIP . tcp . 80 to the shared chain for N endpoints, which DNATs
+    # through cluster-backends-tcp (VIP . 80 . index : IP . 8080); nft may print tcp as 6.
     local table
     table="$(vm_exec 1 30 'nft list table ip weft-proxy' 2>/dev/null)" || return 1
-    grep -qF "$vip . 6 . 80 : goto service-vmlab/echo/tcp/http" <<<"$table" || return 1
-    got="$(awk '/^\tchain endpoint-vmlab\/echo\/tcp\/http__/ { inside = 1; next }
-                inside && /dnat to/ { for (i = 1; i <= NF; i++) if ($i == "to") { sub(/:8080$/, "", $(i + 1)); print $(i + 1) } }
-                /^\t}/ { inside = 0 }' <<<"$table" | sort -u)"
+    grep -qE "$vip \. (tcp|6) \. 80 : goto pick-cluster-tcp-[a-z]+-$#" <<<"$table" || return 1
+    got="$(grep -oE "$vip \. 80 \. [0-9]+ : [0-9.]+ \. 8080" <<<"$table" | awk '{ print $7 }' | sort -u)"
   fi
   [ "$got" = "$want" ]
 }
@@ -234,8 +234,8 @@ test_cmd() {
     [ "$np_reals" = 2 ] || t_fail "ipvsadm -Ln -t $(vm_ip 1):$nodeport shows $np_reals Masq real servers, not 2"
     t_ok "ipvsadm -Ln on node1: virtual server $vip:80 with two Masq real servers ($ip1, $ip2); NodePort $(vm_ip 1):$nodeport too"
   else
-    t_exec 1 "nft list table ip weft-proxy | grep -E 'vmlab|dnat to $ip1|dnat to $ip2'"
-    t_ok "nft list table ip weft-proxy on node1: $vip . tcp . 80 -> service-vmlab/echo, endpoint chains DNAT to $ip1 and $ip2"
+    t_exec 1 "nft list table ip weft-proxy | grep -E '$vip|pick-cluster'"
+    t_ok "nft list table ip weft-proxy on node1: $vip . tcp . 80 -> pick-cluster-tcp-*-2, cluster-backends-tcp DNATs to $ip1 and $ip2"
   fi
 
   T_STEP="curl the ClusterIP from the client pod"
