@@ -27,7 +27,7 @@ use weft_netlink::ipvs::{
     Destination, IpvsOp, IpvsSocket, Protocol as IpvsProtocol, Service, ServiceKey,
 };
 use weft_netlink::netns;
-use weft_proxy::table::{Endpoint, Protocol, ServicePortName, VirtualService};
+use weft_proxy::table::{Changes, Endpoint, Protocol, ServicePortName, VirtualService};
 use weft_proxy::{IpvsConfig, IpvsProxy, ProxyBackend, ServiceTable};
 
 /// Namespaces are `wipvs-b-WHAT`.
@@ -192,8 +192,13 @@ async fn one_change(size: u32, per: u32) {
         // Swap one endpoint for a new one: one NewDest + one weight-0 SetDest.
         vs.cluster_endpoints[0].ip =
             Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 200, 0, 0)) + round);
+        // Told which Service changed, as `weft proxy` is by its TableBuilder.
+        let changes = Changes {
+            changed: vec![name.clone()],
+            ..Default::default()
+        };
         let start = Instant::now();
-        let stats = p.sync(&t).await.expect("sync");
+        let stats = p.sync_changed(&t, &changes).await.expect("sync");
         times.push(start.elapsed());
         assert!(!stats.full && stats.services_touched == 1, "{stats:?}");
     }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use ipnet::Ipv4Net;
 use weft_netlink::ipvs::{IpvsHandle, IpvsOp, IpvsOps, ServiceKey};
 
-use crate::table::{diff, Problem, ServicePortName, ServiceTable};
+use crate::table::{diff, Changes, Problem, ServicePortName, ServiceTable};
 use crate::{ProxyBackend, ProxyError, Result, SyncStats};
 
 pub use host::{HostOps, KernelHost, MemoryHost};
@@ -290,12 +290,22 @@ impl<I: IpvsOps, H: HostOps> IpvsProxy<I, H> {
         Ok(())
     }
 
+    /// A sync from the last applied state; `known` are the changes when the caller knows
+    /// them (else the whole table is diffed).
     async fn incremental_sync(
         &mut self,
         mut a: Applied,
         desired: &ServiceTable,
+        known: Option<&Changes>,
     ) -> Result<(Applied, SyncStats)> {
-        let changes = diff(&a.table, desired);
+        let owned;
+        let changes = match known {
+            Some(c) => c,
+            None => {
+                owned = diff(&a.table, desired);
+                &owned
+            }
+        };
         let mut names: BTreeSet<ServicePortName> = changes.touched().cloned().collect();
         names.extend(a.failed.iter().cloned());
         if changes.node_addresses {
@@ -438,9 +448,12 @@ pub async fn cleanup_host(host: &mut impl HostOps) -> Result<()> {
     dummy
 }
 
-#[async_trait::async_trait]
-impl<I: IpvsOps, H: HostOps> ProxyBackend for IpvsProxy<I, H> {
-    async fn sync(&mut self, desired: &ServiceTable) -> Result<SyncStats> {
+impl<I: IpvsOps, H: HostOps> IpvsProxy<I, H> {
+    async fn sync_with(
+        &mut self,
+        desired: &ServiceTable,
+        changes: Option<&Changes>,
+    ) -> Result<SyncStats> {
         let start = Instant::now();
         if !self.sysctls_done {
             for (name, value) in SYSCTLS {
@@ -450,13 +463,28 @@ impl<I: IpvsOps, H: HostOps> ProxyBackend for IpvsProxy<I, H> {
         }
         // On failure `applied` stays None: the next sync reads the kernel again.
         let (applied, mut stats) = match self.applied.take() {
-            Some(a) => self.incremental_sync(a, desired).await?,
+            Some(a) => self.incremental_sync(a, desired, changes).await?,
             None => self.full_sync(desired).await?,
         };
         self.applied = Some(applied);
         stats.elapsed = start.elapsed();
         tracing::debug!(?stats, "ipvs sync");
         Ok(stats)
+    }
+}
+
+#[async_trait::async_trait]
+impl<I: IpvsOps, H: HostOps> ProxyBackend for IpvsProxy<I, H> {
+    async fn sync(&mut self, desired: &ServiceTable) -> Result<SyncStats> {
+        self.sync_with(desired, None).await
+    }
+
+    async fn sync_changed(
+        &mut self,
+        desired: &ServiceTable,
+        changes: &Changes,
+    ) -> Result<SyncStats> {
+        self.sync_with(desired, Some(changes)).await
     }
 
     /// Removes our virtual servers (on `kube-ipvs0` addresses, or on node addresses with a

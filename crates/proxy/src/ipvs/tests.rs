@@ -204,6 +204,27 @@ async fn one_service_change_touches_only_its_entries() {
         "add element ip weft-ipvs hairpin { 10.244.1.9 . 10.244.1.9 . tcp . 8080 }"
     );
 
+    // The same change with the changes told (as TableBuilder reports them) sends the same.
+    let mut told = t.clone();
+    told.services
+        .get_mut(&name)
+        .unwrap()
+        .cluster_endpoints
+        .push(ep(10, 8080, false));
+    let changes = crate::table::Changes {
+        changed: vec![name.clone()],
+        ..Default::default()
+    };
+    let stats = p.sync_changed(&told, &changes).await.unwrap();
+    assert_eq!((stats.full, stats.services_touched), (false, 1));
+    assert_eq!(
+        ipvs.take_log(),
+        vec![IpvsOp::NewDest(
+            key(target, 80),
+            Destination::masq(IpAddr::V4(Ipv4Addr::new(10, 244, 1, 10)), 8080, 1)
+        )]
+    );
+
     // Removing the Service deletes its virtual server and VIP; the hairpin element
     // 10.244.1.2 stays, the other 99 Services still use it.
     let removed = t.services.remove(&name).unwrap();
