@@ -349,8 +349,8 @@ impl<I: IpvsOps, H: HostOps> IpvsProxy<I, H> {
             Instant::now(),
             self.config.grace_period,
         );
-        let owners = a.owners.clone();
-        let (ipvs_ops, problems, failed) = self.apply(ops, &mut a.model, &owners).await?;
+        // Borrowed, not cloned: a copy of every owner would make each sync O(Services).
+        let (ipvs_ops, problems, failed) = self.apply(ops, &mut a.model, &a.owners).await?;
         a.failed = failed;
 
         // Elements: take the changed Service ports' out, put the new ones in; what
