@@ -14,11 +14,12 @@ use hyper::body::{Body, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::Failure;
 use crate::headers;
-use crate::routes::{normalize_host, Matched};
-use crate::server::{Routes, ServerConfig};
+use crate::routes::{normalize_host, Backend, Matched};
+use crate::server::{ClientIo, Routes, ServerConfig};
 
 /// What clients receive: a backend's streamed body, or the router's own short message.
 pub type ResponseBody = Either<Incoming, Full<Bytes>>;
@@ -152,7 +153,7 @@ impl Forwarder {
             };
             let sent = tokio::time::timeout(self.response_header_timeout, self.client.request(up));
             match sent.await {
-                Ok(Ok(resp)) => return Ok(respond(resp, client_upgrade, backend.service_port())),
+                Ok(Ok(resp)) => return Ok(respond(resp, client_upgrade, backend)),
                 Ok(Err(e)) if e.is_connect() && attempt < last => {
                     tracing::warn!(service = %backend.service_port(), %addr, error = %error_chain(&e), "connect failed; trying the next endpoint");
                 }
@@ -210,27 +211,43 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 fn respond(
     mut resp: Response<Incoming>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    service: String,
+    backend: &Backend,
 ) -> Response<ResponseBody> {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     match client_upgrade {
         Some(client_side) if switching => {
             let backend_side = hyper::upgrade::on(&mut resp);
+            let service = backend.service_port();
             tokio::spawn(async move {
-                match tokio::try_join!(client_side, backend_side) {
-                    Ok((c, b)) => {
-                        let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut b).await {
-                            tracing::debug!(%service, error = %e, "upgraded connection ended");
+                let copied = match tokio::try_join!(client_side, backend_side) {
+                    // The client's own connection, to shut it down for real again.
+                    Ok((c, b)) => match c.downcast::<ClientIo>() {
+                        Ok(parts) => {
+                            let c = parts.io.upgraded(parts.read_buf);
+                            copy_both_ways(TokioIo::new(c), TokioIo::new(b)).await
                         }
+                        Err(c) => copy_both_ways(TokioIo::new(c), TokioIo::new(b)).await,
+                    },
+                    Err(e) => {
+                        tracing::warn!(%service, error = %e, "protocol upgrade failed");
+                        return;
                     }
-                    Err(e) => tracing::warn!(%service, error = %e, "protocol upgrade failed"),
+                };
+                if let Err(e) = copied {
+                    tracing::debug!(%service, error = %e, "upgraded connection ended");
                 }
             });
         }
         _ => headers::remove_hop_by_hop(resp.headers_mut(), false),
     }
     resp.map(Either::Left)
+}
+
+async fn copy_both_ways(
+    mut client: impl AsyncRead + AsyncWrite + Unpin,
+    mut backend: impl AsyncRead + AsyncWrite + Unpin,
+) -> std::io::Result<(u64, u64)> {
+    tokio::io::copy_bidirectional(&mut client, &mut backend).await
 }
 
 fn failure_response(failure: &Failure) -> Response<ResponseBody> {

@@ -36,6 +36,8 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     };
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
+    // Inherited by accepted connections (see `serve`).
+    socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(4096)
 }

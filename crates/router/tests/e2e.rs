@@ -374,3 +374,68 @@ async fn dropped_workers_stop_listening() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Reads an HTTP/1 response to the end of the connection: (head, body).
+async fn read_to_close(tcp: &mut TcpStream) -> (String, String) {
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut all))
+        .await
+        .expect("the router closes the connection in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn http1_requests_however_their_first_bytes_arrive() {
+    let wear = backend("127.0.0.26", "wear").await;
+    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
+    let r = router("127.0.0.27", &yaml).await;
+
+    // "P" could begin HTTP/2's preface: the router must read on, then serve HTTP/1.
+    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+    tcp.write_all(b"P").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tcp.write_all(b"OST /wear/split HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_to_close(&mut tcp).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(body.starts_with("wear path=/split "), "{body}");
+
+    // A head longer than the router's first read.
+    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+    let long = "x".repeat(3000);
+    let req = format!(
+        "GET /wear/long HTTP/1.1\r\nHost: shop.example.com\r\nX-Long: {long}\r\nConnection: close\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let (head, body) = read_to_close(&mut tcp).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(body.starts_with("wear path=/long "), "{body}");
+
+    // Connecting and closing without a request harms nothing.
+    drop(TcpStream::connect(r.addr).await.unwrap());
+    let (code, body) = get(r.addr, "shop.example.com", "/wear/after").await;
+    assert_eq!(code, 200, "{body}");
+}
+
+#[tokio::test]
+async fn bytes_sent_with_an_upgrade_handshake_reach_the_backend() {
+    let wear = backend("127.0.0.28", "wear").await;
+    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
+    let r = router("127.0.0.29", &yaml).await;
+    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+    // One write: the router's first read takes the handshake and the first message.
+    tcp.write_all(
+        b"GET /wear/ws HTTP/1.1\r\nHost: shop.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly",
+    )
+    .await
+    .unwrap();
+    tcp.shutdown().await.unwrap();
+    let (head, echoed) = read_to_close(&mut tcp).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert_eq!(echoed, "early");
+}
