@@ -238,6 +238,21 @@ test_cmd() {
     t_ok "nft list table ip weft-proxy on node1: $vip . tcp . 80 -> pick-cluster-tcp-*-2, cluster-backends-tcp DNATs to $ip1 and $ip2"
   fi
 
+  if [ "$T_MODE" = ipvs ]; then
+    # kube-ipvs0 makes every ClusterIP a local address: a node process listening on all
+    # addresses must still not answer on a ClusterIP (the input filter over the sets).
+    T_STEP="a node process is not reachable through a ClusterIP"
+    vm_exec 1 10 "setsid socat TCP-LISTEN:19999,fork,reuseaddr SYSTEM:'echo node-process' </dev/null >/dev/null 2>&1 &" >/dev/null
+    t_wait 10 "a node process listening on node1:19999" \
+      vm_exec 1 5 "socat -T2 - TCP:$(vm_ip 1):19999 </dev/null | grep -q node-process"
+    local refused
+    refused="$(vm_exec 1 10 "nsenter --net=/run/netns/$client_ns -- socat -T2 - TCP:$vip:19999 </dev/null 2>&1" || true)"
+    vm_exec 1 5 "pkill -f 'socat TCP-LISTEN:19999' || true" >/dev/null
+    grep -q 'Connection refused' <<<"$refused" ||
+      t_fail "client pod -> $vip:19999 (a port no Service has) should be refused, got: $refused"
+    t_ok "client pod -> $vip:19999 refused, though a node process listens on node1:19999 (all addresses)"
+  fi
+
   T_STEP="curl the ClusterIP from the client pod"
   local names
   names="$(t_curl_names 1 10 "http://$vip/" "$client_ns")"

@@ -9,6 +9,9 @@
 //!   ip daddr . meta l4proto . th dport @cluster-ips ip saddr != CLUSTER_CIDR → mark
 //!   ip daddr @node-ips meta l4proto . th dport @nodeports-local → return (keep source)
 //!   ip daddr @node-ips meta l4proto . th dport @nodeports → mark
+//! input (filter): ip daddr @cluster-vips, ip . proto . port not @cluster-ips → reject
+//!   (the ClusterIPs are local addresses on kube-ipvs0: without this, any node process
+//!   listening on all addresses would answer on every ClusterIP, on any port)
 //! postrouting (nat, srcnat):
 //!   marked → masquerade
 //!   ip saddr . ip daddr . meta l4proto . th dport @hairpin → masquerade (a pod reaching
@@ -34,6 +37,8 @@ pub enum Kind {
     Vip,
     /// `ip . proto . port` of a ClusterIP.
     ClusterIps,
+    /// A ClusterIP, as an nftables element (for the input filter).
+    ClusterVips,
     /// `proto . port` of every NodePort.
     NodePorts,
     /// `proto . port` of NodePorts with externalTrafficPolicy Local.
@@ -44,8 +49,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const NFT: [Kind; 5] = [
+    pub const NFT: [Kind; 6] = [
         Kind::ClusterIps,
+        Kind::ClusterVips,
         Kind::NodePorts,
         Kind::NodePortsLocal,
         Kind::NodeIps,
@@ -56,6 +62,7 @@ impl Kind {
         match self {
             Kind::Vip => "vips",
             Kind::ClusterIps => "cluster-ips",
+            Kind::ClusterVips => "cluster-vips",
             Kind::NodePorts => "nodeports",
             Kind::NodePortsLocal => "nodeports-local",
             Kind::NodeIps => "node-ips",
@@ -69,7 +76,7 @@ impl Kind {
 
     fn set_type(self) -> &'static str {
         match self {
-            Kind::Vip | Kind::NodeIps => "ipv4_addr",
+            Kind::Vip | Kind::ClusterVips | Kind::NodeIps => "ipv4_addr",
             Kind::ClusterIps => "ipv4_addr . inet_proto . inet_service",
             Kind::NodePorts | Kind::NodePortsLocal => "inet_proto . inet_service",
             Kind::Hairpin => "ipv4_addr . ipv4_addr . inet_proto . inet_service",
@@ -88,6 +95,7 @@ pub fn service_elements(vs: &VirtualService) -> Vec<(Kind, String)> {
     let proto = vs.protocol.as_str();
     let mut out = vec![
         (Kind::Vip, vs.cluster_ip.to_string()),
+        (Kind::ClusterVips, vs.cluster_ip.to_string()),
         (
             Kind::ClusterIps,
             format!("{} . {proto} . {}", vs.cluster_ip, vs.port),
@@ -173,6 +181,18 @@ pub fn base_script(cluster_cidr: Option<Ipv4Net>) -> String {
         let _ = writeln!(s, "add chain ip {t} {chain} {{ {hook} }}");
         let _ = writeln!(s, "flush chain ip {t} {chain}");
     }
+    let _ = writeln!(
+        s,
+        "add chain ip {t} input {{ type filter hook input priority filter; policy accept; }}"
+    );
+    let _ = writeln!(s, "flush chain ip {t} input");
+    // New connections only (kube-proxy's KUBE-IPVS-FILTER): replies to a node process
+    // that spoke from a ClusterIP are addressed to it too. IPVS takes its packets later
+    // on the input path (priority NAT_SRC - 2), so the Services' own ports pass here.
+    let _ = writeln!(
+        s,
+        "add rule ip {t} input ct state new ip daddr @cluster-vips meta l4proto {{ tcp, udp, sctp }} ip daddr . meta l4proto . th dport != @cluster-ips reject"
+    );
     let _ = writeln!(s, "add chain ip {t} services");
     let _ = writeln!(s, "flush chain ip {t} services");
     let _ = writeln!(s, "add rule ip {t} prerouting jump services");
