@@ -11,42 +11,37 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::Failure;
 use crate::headers;
 use crate::routes::{normalize_host, Backend, Matched};
 use crate::server::{ClientIo, Routes, ServerConfig};
+use crate::upstream::{Upstream, UpstreamError};
 
 /// What clients receive: a backend's streamed body, or the router's own short message.
 pub type ResponseBody = Either<Incoming, Full<Bytes>>;
 /// What backends receive: the client's streamed body, or nothing (a retryable request's
 /// empty body, recreated per attempt).
-type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
 
 pub(crate) struct Forwarder {
     routes: Routes,
-    client: Client<HttpConnector, UpstreamBody>,
+    upstream: Arc<Upstream>,
     response_header_timeout: Duration,
 }
 
 impl Forwarder {
+    /// Within a runtime: the backend pool starts its idle sweeper there.
     pub(crate) fn new(routes: Routes, config: &ServerConfig) -> Forwarder {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.upstream_idle_timeout)
-            .pool_max_idle_per_host(config.upstream_max_idle_per_backend)
-            .build(connector);
         Forwarder {
             routes,
-            client,
+            upstream: Upstream::new(
+                config.connect_timeout,
+                config.upstream_idle_timeout,
+                config.upstream_max_idle_per_backend,
+            ),
             response_header_timeout: config.response_header_timeout,
         }
     }
@@ -134,34 +129,39 @@ impl Forwarder {
             backend.round_robin().take(1).collect()
         };
         let last = targets.len().saturating_sub(1);
+        // Origin form: the connection already says which backend.
+        let uri: Uri = upstream_path
+            .parse()
+            .map_err(|e| Failure::BadRequest(format!("path {upstream_path:?}: {e}")))?;
         for (attempt, addr) in targets.into_iter().enumerate() {
-            let uri: Uri = format!("http://{addr}{upstream_path}")
-                .parse()
-                .map_err(|e| Failure::BadRequest(format!("path {upstream_path:?}: {e}")))?;
             let upstream_body = match (retryable, body.take()) {
                 (false, Some(b)) => Either::Left(b),
                 _ => Either::Right(Empty::new()),
             };
             let mut up = Request::new(upstream_body);
             *up.method_mut() = parts.method.clone();
-            *up.uri_mut() = uri;
+            *up.uri_mut() = uri.clone();
             *up.version_mut() = Version::HTTP_11;
             *up.headers_mut() = if attempt == last {
                 std::mem::take(&mut headers)
             } else {
                 headers.clone()
             };
-            let sent = tokio::time::timeout(self.response_header_timeout, self.client.request(up));
+            let sent =
+                tokio::time::timeout(self.response_header_timeout, self.upstream.send(addr, up));
             match sent.await {
                 Ok(Ok(resp)) => return Ok(respond(resp, client_upgrade, backend)),
-                Ok(Err(e)) if e.is_connect() && attempt < last => {
-                    tracing::warn!(service = %backend.service_port(), %addr, error = %error_chain(&e), "connect failed; trying the next endpoint");
+                Ok(Err(UpstreamError::Connect(e))) if attempt < last => {
+                    tracing::warn!(service = %backend.service_port(), %addr, error = %e, "connect failed; trying the next endpoint");
                 }
                 Ok(Err(e)) => {
                     return Err(Failure::Backend {
                         service: backend.service_port(),
                         addr,
-                        detail: error_chain(&e),
+                        detail: match e {
+                            UpstreamError::Connect(detail) => detail,
+                            UpstreamError::Request(e) => error_chain(&e),
+                        },
                     })
                 }
                 Err(_) => {

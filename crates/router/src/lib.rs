@@ -45,6 +45,7 @@ pub mod headers;
 pub mod routes;
 mod server;
 pub mod source;
+mod upstream;
 mod workers;
 
 pub use error::{Failure, RouterError};

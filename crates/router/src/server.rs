@@ -58,6 +58,8 @@ pub struct ServerConfig {
     pub client_header_timeout: Duration,
     /// Idle pooled backend connections are closed after this.
     pub upstream_idle_timeout: Duration,
+    /// Connections kept per backend and worker (idle, or still streaming a response);
+    /// more are closed once their response is done.
     pub upstream_max_idle_per_backend: usize,
 }
 

@@ -439,3 +439,34 @@ async fn bytes_sent_with_an_upgrade_handshake_reach_the_backend() {
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert_eq!(echoed, "early");
 }
+
+#[tokio::test]
+async fn a_pooled_connection_the_backend_closed_is_not_used_again() {
+    // Answers one request per connection, keep-alive in name only: it closes right after.
+    let listener = tokio::net::TcpListener::bind("127.0.0.30:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let yaml = shop("once", "once") + &service_yaml("once", &[addr]);
+    let r = router("127.0.0.31", &yaml).await;
+    for i in 0..5 {
+        let (code, body) = get(r.addr, "shop.example.com", &format!("/wear/{i}")).await;
+        assert_eq!((code, body.as_str()), (200, "ok"), "request {i}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
