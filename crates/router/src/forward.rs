@@ -120,46 +120,38 @@ impl Forwarder {
         }
 
         // A request may go to the next endpoint only if sending it twice is harmless and
-        // nothing of it was consumed: idempotent, with an empty body.
+        // nothing of it was consumed: idempotent, with an empty body. Only a request that
+        // never left (no connection) is tried again, and it comes back whole for that.
         let retryable = is_idempotent(&parts.method) && body.is_end_stream() && !upgrade;
-        let mut body = Some(body);
-        let targets: Vec<SocketAddr> = if retryable {
-            backend.round_robin().collect()
-        } else {
-            backend.round_robin().take(1).collect()
-        };
-        let last = targets.len().saturating_sub(1);
+        let tries = if retryable { backend.targets.len() } else { 1 };
         // Origin form: the connection already says which backend.
         let uri: Uri = upstream_path
             .parse()
             .map_err(|e| Failure::BadRequest(format!("path {upstream_path:?}: {e}")))?;
-        for (attempt, addr) in targets.into_iter().enumerate() {
-            let upstream_body = match (retryable, body.take()) {
-                (false, Some(b)) => Either::Left(b),
-                _ => Either::Right(Empty::new()),
-            };
-            let mut up = Request::new(upstream_body);
-            *up.method_mut() = parts.method.clone();
-            *up.uri_mut() = uri.clone();
-            *up.version_mut() = Version::HTTP_11;
-            *up.headers_mut() = if attempt == last {
-                std::mem::take(&mut headers)
-            } else {
-                headers.clone()
-            };
+        let mut up = Request::new(if retryable {
+            Either::Right(Empty::new())
+        } else {
+            Either::Left(body)
+        });
+        *up.method_mut() = parts.method;
+        *up.uri_mut() = uri;
+        *up.version_mut() = Version::HTTP_11;
+        *up.headers_mut() = headers;
+        for (attempt, addr) in backend.round_robin().take(tries).enumerate() {
             let sent =
                 tokio::time::timeout(self.response_header_timeout, self.upstream.send(addr, up));
             match sent.await {
                 Ok(Ok(resp)) => return Ok(respond(resp, client_upgrade, backend)),
-                Ok(Err(UpstreamError::Connect(e))) if attempt < last => {
+                Ok(Err(UpstreamError::Connect(e, unsent))) if attempt + 1 < tries => {
                     tracing::warn!(service = %backend.service_port(), %addr, error = %e, "connect failed; trying the next endpoint");
+                    up = *unsent;
                 }
                 Ok(Err(e)) => {
                     return Err(Failure::Backend {
                         service: backend.service_port(),
                         addr,
                         detail: match e {
-                            UpstreamError::Connect(detail) => detail,
+                            UpstreamError::Connect(detail, _) => detail,
                             UpstreamError::Request(e) => error_chain(&e),
                         },
                     })

@@ -32,8 +32,9 @@ struct Pooled {
 }
 
 pub(crate) enum UpstreamError {
-    /// No connection: nothing was sent, so another endpoint may be tried.
-    Connect(String),
+    /// No connection: nothing was sent, so another endpoint may be tried; the request is
+    /// handed back (a copy made up front for that case would cost every request).
+    Connect(String, Box<Request<UpstreamBody>>),
     /// Sending the request or waiting for the response failed.
     Request(hyper::Error),
 }
@@ -88,7 +89,10 @@ impl Upstream {
                 },
             }
         }
-        let mut sender = self.connect(addr).await?;
+        let mut sender = match self.connect(addr).await {
+            Ok(sender) => sender,
+            Err(why) => return Err(UpstreamError::Connect(why, Box::new(req))),
+        };
         let resp = sender
             .send_request(req)
             .await
@@ -142,7 +146,8 @@ impl Upstream {
         pool.retain(|_, conns| !conns.is_empty());
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<UpstreamBody>, UpstreamError> {
+    /// A new connection, or why there is none.
+    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<UpstreamBody>, String> {
         let connected = tokio::time::timeout(self.connect_timeout, async {
             let socket = if addr.is_ipv4() {
                 TcpSocket::new_v4()?
@@ -158,17 +163,17 @@ impl Upstream {
         .await;
         let stream = match connected {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(UpstreamError::Connect(format!("connect: {e}"))),
+            Ok(Err(e)) => return Err(format!("connect: {e}")),
             Err(_) => {
-                return Err(UpstreamError::Connect(format!(
+                return Err(format!(
                     "connect: no answer within {:?}",
                     self.connect_timeout
-                )))
+                ))
             }
         };
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| UpstreamError::Connect(format!("handshake: {e}")))?;
+            .map_err(|e| format!("handshake: {e}"))?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(%addr, error = %e, "backend connection ended with an error");
