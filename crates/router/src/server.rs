@@ -93,7 +93,10 @@ pub async fn serve(
     tracing::debug!(listen = %local, "serving");
     let forwarder = Arc::new(Forwarder::new(routes, &config));
     let mut h1 = http1::Builder::new();
+    // Head and body in one buffer, one write: proxied responses are mostly small, and
+    // the copy costs less than hyper's vectored bookkeeping (bench-router A/B, +2-5%).
     h1.timer(TokioTimer::new())
+        .writev(false)
         .header_read_timeout(config.client_header_timeout);
     let protocols = Arc::new(Protocols {
         h1,

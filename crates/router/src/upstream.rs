@@ -171,7 +171,10 @@ impl Upstream {
                 ))
             }
         };
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        // One buffer per request, as on the client side (see server.rs).
+        let (sender, conn) = http1::Builder::new()
+            .writev(false)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("handshake: {e}"))?;
         tokio::spawn(async move {
