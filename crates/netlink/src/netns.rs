@@ -14,6 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::statfs::{statfs, NSFS_MAGIC};
 
 use crate::error::{NetlinkError, Result};
 
@@ -51,12 +52,23 @@ pub fn create(name: &str) -> Result<PathBuf> {
 
     let ns_path = path(name);
     // iproute2 creates the mount target with mode 0 and O_EXCL: an existing name fails here.
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o000)
-        .open(&ns_path)
-        .map_err(|e| NetlinkError::io(object(name), &e))?;
+    let create_target = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o000)
+            .open(&ns_path)
+    };
+    match create_target() {
+        Ok(_) => {}
+        // A bare mount target is what a process killed between the two steps below leaves:
+        // no namespace lives there, so the name is free (the directory lock is held).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !is_namespace(&ns_path) => {
+            fs::remove_file(&ns_path).map_err(|e| NetlinkError::io(object(name), &e))?;
+            create_target().map_err(|e| NetlinkError::io(object(name), &e))?;
+        }
+        Err(e) => return Err(NetlinkError::io(object(name), &e)),
+    }
     drop(dir_lock);
 
     let mounted = std::thread::scope(|s| {
@@ -133,9 +145,14 @@ pub fn delete(name: &str) -> Result<()> {
     fs::remove_file(&ns_path).map_err(|e| NetlinkError::io(object(name), &e))
 }
 
-/// Whether a namespace of that name exists.
+/// Whether a namespace of that name exists: its file is a mounted namespace, not a bare
+/// mount target left by a crash in the middle of [`create`] (which reuses such a name).
 pub fn exists(name: &str) -> bool {
-    validate(name).is_ok() && path(name).exists()
+    validate(name).is_ok() && is_namespace(&path(name))
+}
+
+fn is_namespace(path: &Path) -> bool {
+    statfs(path).is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC)
 }
 
 /// The named namespaces, sorted (`ip netns list`). None when `/run/netns` is missing.

@@ -58,6 +58,36 @@ fn delete_removes_it_everywhere() {
 }
 
 #[test]
+fn a_bare_mount_target_left_by_a_crash_is_no_namespace_and_is_reused() {
+    if !require_root("a_bare_mount_target_left_by_a_crash_is_no_namespace_and_is_reused") {
+        return;
+    }
+    let name = unique_name();
+    // What a process killed between creating the mount target and mounting leaves behind.
+    std::fs::create_dir_all("/run/netns").expect("mkdir /run/netns");
+    std::fs::write(netns::path(&name), b"").expect("bare file");
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(&self.0)
+                .stderr(std::process::Stdio::null())
+                .status();
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _cleanup = Remove(netns::path(&name));
+
+    assert!(!netns::exists(&name), "a bare file is not a namespace");
+    let path = netns::create(&name).expect("create over the leftover");
+    assert!(netns::exists(&name));
+    let links = ip_in(&name, &["-o", "link", "show"]);
+    assert!(links.contains("lo:"), "{links}");
+    assert_eq!(path, netns::path(&name));
+    netns::delete(&name).expect("delete");
+}
+
+#[test]
 fn a_namespace_made_by_iproute2_is_usable_here() {
     if !require_root("a_namespace_made_by_iproute2_is_usable_here") {
         return;

@@ -171,8 +171,11 @@ async fn ensure_routes(pod_nl: &Netlink, uid: &str, gateway: Ipv4Addr) -> Result
 /// Removes the pod's network: deleting the namespace destroys eth0 and so its veth peer.
 pub async fn teardown(nl: &Netlink, uid: &str) -> Result<(), NodeError> {
     let name = netns_name(uid);
-    if netns::exists(&name) {
-        netns::delete(&name).map_err(ctx(uid, "deleting the network namespace"))?;
+    // Also removes a bare mount target a crash left, which `netns::exists` does not count.
+    match netns::delete(&name) {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(ctx(uid, "deleting the network namespace")(e)),
     }
     // A veth whose pod end never moved (a setup cut short) is not in the namespace.
     for stale in [host_veth_name(uid), peer_veth_name(uid)] {
