@@ -8,8 +8,9 @@
 //!
 //! 1. Full sync of N Services × 10 endpoints into an empty table, beside `nft -f` of the
 //!    very same ruleset file (the floor any nft-based proxy has): the ratio is our cost.
-//! 2. Time to apply one Service change (one endpoint removed, then added back) at 100,
-//!    1,000 and 10,000 Services, p50 and p99 of 200 changes: the sync alone (script and
+//! 2. Time to apply one Service change at 100, 1,000 and 10,000 Services, p50 and p99 of
+//!    200 changes of each kind (one endpoint removed then added back; one endpoint's
+//!    address replaced then restored): the sync alone (script and
 //!    transaction through libnftables), and from the changed Endpoints object on, as
 //!    `weft proxy` does it (the table updated for that Service, then the sync).
 //! 3. The bench process's resident memory once it holds 10,000 Services.
@@ -25,6 +26,23 @@ use weft_proxy::nftables::full_script;
 use weft_proxy::{NftConfig, NftProxy, NodeContext, ProxyBackend, ServiceTable, TableBuilder};
 
 const ENDPOINTS: usize = 10;
+
+#[derive(Clone, Copy)]
+enum ChangeKind {
+    /// One endpoint removed, then added back.
+    Count,
+    /// One endpoint's address changed, then changed back (a pod replaced).
+    Replace,
+}
+
+impl ChangeKind {
+    fn label(self) -> &'static str {
+        match self {
+            ChangeKind::Count => "endpoint removed/added",
+            ChangeKind::Replace => "endpoint replaced    ",
+        }
+    }
+}
 
 fn objects(n: usize) -> (Vec<Service>, Vec<Endpoints>) {
     let mut services = Vec::with_capacity(n);
@@ -177,7 +195,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 2. One Service change at growing sizes.
-    println!("one Service change (one endpoint removed or added back), {CHANGES} changes:");
+    println!("one Service change, {CHANGES} changes of each kind:");
     let mut rss_at_10k = f64::NAN;
     for n in [100, 1_000, 10_000] {
         let mut proxy = NftProxy::new(cfg.clone());
@@ -191,31 +209,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let changes = builder.take_changes();
         proxy.sync_changed(builder.table(), &changes).await?;
         let full = endpoints[n / 2].subsets[0].addresses.clone();
-        let mut times = Vec::new();
-        let mut applies = Vec::new();
-        for round in 0..CHANGES {
-            let addrs = &mut endpoints[n / 2].subsets[0].addresses;
-            if round % 2 == 0 {
-                addrs.pop();
-            } else {
+        // Two kinds of change: the endpoint count changes (the Service's verdict-map element
+        // moves to another pick chain), or a pod is replaced (only backend elements change).
+        for kind in [ChangeKind::Count, ChangeKind::Replace] {
+            let mut times = Vec::new();
+            let mut applies = Vec::new();
+            for round in 0..CHANGES {
+                let addrs = &mut endpoints[n / 2].subsets[0].addresses;
                 *addrs = full.clone();
+                if round % 2 == 0 {
+                    match kind {
+                        ChangeKind::Count => {
+                            addrs.pop();
+                        }
+                        ChangeKind::Replace => addrs[0].ip = "10.254.0.1".into(),
+                    }
+                }
+                let changed = endpoints[n / 2].clone();
+                let start = Instant::now();
+                builder.set_endpoints(changed);
+                let changes = builder.take_changes();
+                let stats = proxy.sync_changed(builder.table(), &changes).await?;
+                times.push(start.elapsed());
+                applies.push(stats.elapsed);
+                assert!(!stats.full && stats.services_touched == 1);
             }
-            let changed = endpoints[n / 2].clone();
-            let start = Instant::now();
-            builder.set_endpoints(changed);
-            let changes = builder.take_changes();
-            let stats = proxy.sync_changed(builder.table(), &changes).await?;
-            times.push(start.elapsed());
-            applies.push(stats.elapsed);
-            assert!(!stats.full && stats.services_touched == 1);
+            println!(
+                "  {n:>6} Services, {}: sync p50 {} p99 {}; from the Endpoints change p50 {} p99 {}",
+                kind.label(),
+                ms(quantile(&mut applies, 0.5)),
+                ms(quantile(&mut applies, 0.99)),
+                ms(quantile(&mut times, 0.5)),
+                ms(quantile(&mut times, 0.99)),
+            );
         }
-        println!(
-            "  {n:>6} Services: sync p50 {} p99 {}; from the Endpoints change p50 {} p99 {}",
-            ms(quantile(&mut applies, 0.5)),
-            ms(quantile(&mut applies, 0.99)),
-            ms(quantile(&mut times, 0.5)),
-            ms(quantile(&mut times, 0.99)),
-        );
         if n == 10_000 {
             rss_at_10k = rss_mib();
         }
