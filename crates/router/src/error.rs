@@ -54,6 +54,8 @@ pub enum Failure {
     },
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("request head larger than {bytes} bytes or with more than {fields} header fields")]
+    HeadTooLarge { bytes: usize, fields: usize },
 }
 
 impl Failure {
@@ -66,13 +68,14 @@ impl Failure {
             Failure::Backend { .. } => StatusCode::BAD_GATEWAY,
             Failure::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Failure::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
     /// Logs at a level matching whose fault it is: unknown routes are the client's.
     pub fn log(&self) {
         match self {
-            Failure::NoRoute { .. } | Failure::BadRequest(_) => {
+            Failure::NoRoute { .. } | Failure::BadRequest(_) | Failure::HeadTooLarge { .. } => {
                 tracing::info!(status = self.status().as_u16(), "{self}")
             }
             _ => tracing::warn!(status = self.status().as_u16(), "{self}"),

@@ -13,12 +13,13 @@ use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use crate::error::Failure;
 use crate::headers;
 use crate::routes::{normalize_host, Backend, Matched};
 use crate::server::{ClientIo, Routes, ServerConfig};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::{Pool, Upstream, UpstreamError};
 
 /// What clients receive: a backend's streamed body, or the router's own short message.
 pub type ResponseBody = Either<Incoming, Full<Bytes>>;
@@ -28,22 +29,63 @@ pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
 
 pub(crate) struct Forwarder {
     routes: Routes,
-    upstream: Arc<Upstream>,
-    response_header_timeout: Duration,
+    upstream: Upstream,
+    /// Plain backend sockets for the HTTP/1.1 fast path.
+    pub(crate) sockets: Arc<Pool<TcpStream>>,
+    pub(crate) response_header_timeout: Duration,
 }
 
 impl Forwarder {
-    /// Within a runtime: the backend pool starts its idle sweeper there.
+    /// Within a runtime: the backend pools start their idle sweepers there.
     pub(crate) fn new(routes: Routes, config: &ServerConfig) -> Forwarder {
         Forwarder {
             routes,
-            upstream: Upstream::new(
+            upstream: Upstream::new(Pool::new(
+                config.connect_timeout,
+                config.upstream_idle_timeout,
+                config.upstream_max_idle_per_backend,
+            )),
+            sockets: Pool::new(
                 config.connect_timeout,
                 config.upstream_idle_timeout,
                 config.upstream_max_idle_per_backend,
             ),
             response_header_timeout: config.response_header_timeout,
         }
+    }
+
+    /// The route for a request to `authority` (Host) and `path`, with at least one
+    /// target, read from the current table once: the request keeps this route even if
+    /// the table changes.
+    pub(crate) fn route(
+        &self,
+        authority: &str,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<Matched, Failure> {
+        let host = normalize_host(authority);
+        let Some(matched) = self.routes.current().lookup(&host, path, query) else {
+            return Err(Failure::NoRoute {
+                host,
+                path: path.to_string(),
+            });
+        };
+        let backend = &matched.route.backend;
+        if let Some(reason) = &backend.unavailable {
+            return Err(Failure::Unavailable {
+                reason: reason.clone(),
+                host,
+                path: path.to_string(),
+            });
+        }
+        if backend.targets.is_empty() {
+            return Err(Failure::NoEndpoints {
+                service: backend.service_port(),
+                host,
+                path: path.to_string(),
+            });
+        }
+        Ok(matched)
     }
 
     /// hyper's service function: never fails, failures become responses.
@@ -76,35 +118,11 @@ impl Forwarder {
                 .unwrap_or("")
                 .to_string(),
         };
-        let host = normalize_host(&authority);
-        let path = req.uri().path();
-        // The table is read once: the request keeps this route even if the table changes.
-        let matched = self.routes.current().lookup(&host, path, req.uri().query());
-        let Some(Matched {
+        let Matched {
             route,
             upstream_path,
-        }) = matched
-        else {
-            return Err(Failure::NoRoute {
-                host,
-                path: path.to_string(),
-            });
-        };
+        } = self.route(&authority, req.uri().path(), req.uri().query())?;
         let backend = &route.backend;
-        if let Some(reason) = &backend.unavailable {
-            return Err(Failure::Unavailable {
-                reason: reason.clone(),
-                host,
-                path: path.to_string(),
-            });
-        }
-        if backend.targets.is_empty() {
-            return Err(Failure::NoEndpoints {
-                service: backend.service_port(),
-                host,
-                path: path.to_string(),
-            });
-        }
 
         let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -168,7 +186,7 @@ impl Forwarder {
         // Unreachable with at least one target; answer sanely anyway.
         Err(Failure::NoEndpoints {
             service: backend.service_port(),
-            host,
+            host: normalize_host(&authority),
             path: path_of(&upstream_path),
         })
     }
@@ -179,10 +197,12 @@ fn path_of(p: &str) -> String {
 }
 
 fn is_idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
+    is_idempotent_method(m.as_str())
+}
+
+/// Methods a request may be sent twice with (RFC 9110 §9.2.2).
+pub(crate) fn is_idempotent_method(m: &str) -> bool {
+    matches!(m, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE")
 }
 
 /// The error and its causes: hyper's top-level messages alone ("client error (Connect)")
@@ -242,8 +262,13 @@ async fn copy_both_ways(
     tokio::io::copy_bidirectional(&mut client, &mut backend).await
 }
 
+/// The plain-text body of the router's own error responses.
+pub(crate) fn failure_body(failure: &Failure) -> String {
+    format!("weft-router: {failure}\n")
+}
+
 fn failure_response(failure: &Failure) -> Response<ResponseBody> {
-    let body = format!("weft-router: {failure}\n");
+    let body = failure_body(failure);
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *resp.status_mut() = failure.status();
     resp.headers_mut().insert(

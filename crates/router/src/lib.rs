@@ -41,6 +41,7 @@
 
 mod error;
 mod forward;
+mod h1;
 pub mod headers;
 pub mod routes;
 mod server;

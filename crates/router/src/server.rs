@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::error::RouterError;
 use crate::forward::Forwarder;
+use crate::h1::{self, Served};
 use crate::routes::RouteTable;
 
 /// The current route table, shared by the server and whoever updates it. Each request
@@ -176,6 +177,27 @@ impl Protocols {
                     return;
                 }
             };
+        let (stream, first) = match protocol {
+            Protocol::Http1 => {
+                match h1::serve(stream, first, peer, &forwarder, self.first_bytes_timeout).await {
+                    Served::Closed => return,
+                    Served::HandOff(stream, buffered) => (stream, buffered),
+                }
+            }
+            Protocol::Http2 => (stream, first),
+        };
+        // Boxed: the fast path's future, spawned per connection, stays small.
+        Box::pin(self.serve_with_hyper(protocol, stream, first.freeze(), peer, forwarder)).await
+    }
+
+    async fn serve_with_hyper(
+        &self,
+        protocol: Protocol,
+        stream: TcpStream,
+        first: Bytes,
+        peer: SocketAddr,
+        forwarder: Arc<Forwarder>,
+    ) {
         let io = ClientIo {
             first,
             io: TokioIo::new(stream),
@@ -195,7 +217,7 @@ impl Protocols {
 
 /// Reads a client's first bytes, usually its whole request head in one read, and tells
 /// HTTP/2's preface from HTTP/1. `None` when the client closed without sending anything.
-async fn sniff(stream: &mut TcpStream) -> io::Result<Option<(Protocol, Bytes)>> {
+async fn sniff(stream: &mut TcpStream) -> io::Result<Option<(Protocol, BytesMut)>> {
     let mut buf = BytesMut::with_capacity(FIRST_READ);
     loop {
         let n = stream.read_buf(&mut buf).await?;
@@ -208,10 +230,10 @@ async fn sniff(stream: &mut TcpStream) -> io::Result<Option<(Protocol, Bytes)>> 
             None
         };
         match (protocol, n) {
-            (Some(p), _) => return Ok(Some((p, buf.freeze()))),
+            (Some(p), _) => return Ok(Some((p, buf))),
             (None, 0) if buf.is_empty() => return Ok(None),
             // A cut-off preface: HTTP/1's parser rejects it.
-            (None, 0) => return Ok(Some((Protocol::Http1, buf.freeze()))),
+            (None, 0) => return Ok(Some((Protocol::Http1, buf))),
             // So far a prefix of the preface: read on.
             (None, _) => {}
         }

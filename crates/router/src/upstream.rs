@@ -3,6 +3,10 @@
 //! lazily built connect future, keys by scheme and authority, a boxed response future,
 //! a URI rewritten to origin form) took about an eighth of the router's user time per
 //! request in `scripts/bench-router`.
+//!
+//! Two kinds of connection are pooled alike: hyper's client connections (for requests
+//! the hyper path serves: HTTP/2 clients, upgrades, chunked uploads) and plain sockets
+//! (for the HTTP/1.1 fast path in `h1.rs`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,22 +17,152 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::forward::UpstreamBody;
 
-pub(crate) struct Upstream {
-    /// Per backend, its connections, idle or with a response still streaming (ready
-    /// again once that body is read): most recently used last.
-    pool: Mutex<HashMap<SocketAddr, Vec<Pooled>>>,
-    connect_timeout: Duration,
+/// A pooled connection's state, as far as the pool can tell.
+pub(crate) trait Reusable: Send + 'static {
+    /// Known to be closed: dropped on sight.
+    fn is_closed(&self) -> bool;
+    /// Able to take a request now (not still streaming a response).
+    fn is_ready(&self) -> bool;
+}
+
+impl Reusable for SendRequest<UpstreamBody> {
+    fn is_closed(&self) -> bool {
+        SendRequest::is_closed(self)
+    }
+    fn is_ready(&self) -> bool {
+        SendRequest::is_ready(self)
+    }
+}
+
+/// A socket is only pooled between responses; a backend's close is noticed on use.
+impl Reusable for TcpStream {
+    fn is_closed(&self) -> bool {
+        false
+    }
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// Connections per backend address, most recently used last.
+pub(crate) struct Pool<C> {
+    conns: Mutex<HashMap<SocketAddr, Vec<Pooled<C>>>>,
+    pub(crate) connect_timeout: Duration,
     idle_timeout: Duration,
     max_per_backend: usize,
 }
 
-struct Pooled {
-    sender: SendRequest<UpstreamBody>,
+struct Pooled<C> {
+    conn: C,
     since: Instant,
+}
+
+impl<C: Reusable> Pool<C> {
+    /// A pool, with a task on the current runtime that closes idle connections.
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_per_backend: usize,
+    ) -> Arc<Pool<C>> {
+        let pool = Arc::new(Pool {
+            conns: Mutex::default(),
+            connect_timeout,
+            idle_timeout,
+            max_per_backend,
+        });
+        let weak: Weak<Pool<C>> = Arc::downgrade(&pool);
+        let every = (idle_timeout / 2).max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                // The pool's owner (the worker's server) is gone: so is the need.
+                let Some(pool) = weak.upgrade() else {
+                    return;
+                };
+                pool.sweep();
+            }
+        });
+        pool
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Pooled<C>>>> {
+        // Nothing panics while holding the lock; recover the map if something ever did.
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The most recently used connection to `addr` that can take a request now.
+    pub(crate) fn checkout(&self, addr: SocketAddr) -> Option<C> {
+        let mut pool = self.lock();
+        let conns = pool.get_mut(&addr)?;
+        conns.retain(|c| !c.conn.is_closed());
+        let i = conns.iter().rposition(|c| c.conn.is_ready())?;
+        Some(conns.swap_remove(i).conn)
+    }
+
+    /// Beyond the per-backend limit the connection is dropped (closed).
+    pub(crate) fn checkin(&self, addr: SocketAddr, conn: C) {
+        if conn.is_closed() {
+            return;
+        }
+        let mut pool = self.lock();
+        let conns = pool.entry(addr).or_default();
+        if conns.len() < self.max_per_backend {
+            conns.push(Pooled {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Drops closed connections and closes those idle for longer than the idle timeout.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let mut pool = self.lock();
+        for conns in pool.values_mut() {
+            conns.retain(|c| {
+                let idle_too_long =
+                    c.conn.is_ready() && now.duration_since(c.since) > self.idle_timeout;
+                !(c.conn.is_closed() || idle_too_long)
+            });
+        }
+        pool.retain(|_, conns| !conns.is_empty());
+    }
+
+    /// A new TCP connection to `addr`, or why there is none.
+    pub(crate) async fn connect_tcp(&self, addr: SocketAddr) -> Result<TcpStream, String> {
+        let connected = tokio::time::timeout(self.connect_timeout, async {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_nodelay(true)?;
+            // Notices a backend that vanished while a response streams (at the kernel's
+            // keep-alive timing: tokio cannot set the idle time).
+            socket.set_keepalive(true)?;
+            socket.connect(addr).await
+        })
+        .await;
+        match connected {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(format!("connect: {e}")),
+            Err(_) => Err(format!(
+                "connect: no answer within {:?}",
+                self.connect_timeout
+            )),
+        }
+    }
+}
+
+/// hyper's client connections, for the requests the hyper path serves.
+pub(crate) struct Upstream {
+    pool: Arc<Pool<SendRequest<UpstreamBody>>>,
 }
 
 pub(crate) enum UpstreamError {
@@ -40,45 +174,22 @@ pub(crate) enum UpstreamError {
 }
 
 impl Upstream {
-    /// A pool, with a task on the current runtime that closes idle connections.
-    pub(crate) fn new(
-        connect_timeout: Duration,
-        idle_timeout: Duration,
-        max_per_backend: usize,
-    ) -> Arc<Upstream> {
-        let upstream = Arc::new(Upstream {
-            pool: Mutex::default(),
-            connect_timeout,
-            idle_timeout,
-            max_per_backend,
-        });
-        let weak: Weak<Upstream> = Arc::downgrade(&upstream);
-        let every = (idle_timeout / 2).max(Duration::from_millis(100));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                // The pool's owner (the worker's server) is gone: so is the need.
-                let Some(upstream) = weak.upgrade() else {
-                    return;
-                };
-                upstream.sweep();
-            }
-        });
-        upstream
+    pub(crate) fn new(pool: Arc<Pool<SendRequest<UpstreamBody>>>) -> Upstream {
+        Upstream { pool }
     }
 
     /// Sends `req` (origin-form URI) to `addr` over a pooled connection, else a new one.
+    /// The connection goes back to the pool as soon as the response headers are in: it
+    /// turns ready again when the body has been read, and until then checkouts pass it by.
     pub(crate) async fn send(
         &self,
         addr: SocketAddr,
         mut req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        while let Some(mut sender) = self.checkout(addr) {
+        while let Some(mut sender) = self.pool.checkout(addr) {
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    self.checkin(addr, sender);
+                    self.pool.checkin(addr, sender);
                     return Ok(resp);
                 }
                 // The backend closed this connection before the request went out (its
@@ -97,80 +208,13 @@ impl Upstream {
             .send_request(req)
             .await
             .map_err(UpstreamError::Request)?;
-        self.checkin(addr, sender);
+        self.pool.checkin(addr, sender);
         Ok(resp)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Pooled>>> {
-        // Nothing panics while holding the lock; recover the map if something ever did.
-        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The most recently used connection to `addr` that can take a request now.
-    fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<UpstreamBody>> {
-        let mut pool = self.lock();
-        let conns = pool.get_mut(&addr)?;
-        conns.retain(|c| !c.sender.is_closed());
-        let i = conns.iter().rposition(|c| c.sender.is_ready())?;
-        Some(conns.swap_remove(i).sender)
-    }
-
-    /// Returned as soon as the response headers are in: the connection turns ready
-    /// again when the body has been read, and until then checkouts pass it by.
-    fn checkin(&self, addr: SocketAddr, sender: SendRequest<UpstreamBody>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut pool = self.lock();
-        let conns = pool.entry(addr).or_default();
-        // Beyond the limit the connection closes once its response is done.
-        if conns.len() < self.max_per_backend {
-            conns.push(Pooled {
-                sender,
-                since: Instant::now(),
-            });
-        }
-    }
-
-    /// Drops closed connections and closes those idle for longer than the idle timeout.
-    fn sweep(&self) {
-        let now = Instant::now();
-        let mut pool = self.lock();
-        for conns in pool.values_mut() {
-            conns.retain(|c| {
-                let idle_too_long =
-                    c.sender.is_ready() && now.duration_since(c.since) > self.idle_timeout;
-                !(c.sender.is_closed() || idle_too_long)
-            });
-        }
-        pool.retain(|_, conns| !conns.is_empty());
     }
 
     /// A new connection, or why there is none.
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<UpstreamBody>, String> {
-        let connected = tokio::time::timeout(self.connect_timeout, async {
-            let socket = if addr.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
-            socket.set_nodelay(true)?;
-            // Notices a backend that vanished while a response streams (at the kernel's
-            // keep-alive timing: tokio cannot set the idle time).
-            socket.set_keepalive(true)?;
-            socket.connect(addr).await
-        })
-        .await;
-        let stream = match connected {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(format!("connect: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "connect: no answer within {:?}",
-                    self.connect_timeout
-                ))
-            }
-        };
+        let stream = self.pool.connect_tcp(addr).await?;
         // One buffer per request, as on the client side (see server.rs).
         let (sender, conn) = http1::Builder::new()
             .writev(false)

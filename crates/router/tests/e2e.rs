@@ -20,6 +20,13 @@ fn shop(wear: &str, watch: &str) -> String {
     )
 }
 
+/// A `wear` backend on `backend_ip` behind a router on `router_ip` serving [`shop`].
+async fn wear_behind_router(backend_ip: &str, router_ip: &str) -> (Backend, Router) {
+    let wear = backend(backend_ip, "wear").await;
+    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
+    (wear, router(router_ip, &yaml).await)
+}
+
 #[tokio::test]
 async fn two_services_behind_one_dns_object_with_stripping_and_forwarded_headers() {
     let wear = backend("127.0.0.2", "wear").await;
@@ -75,9 +82,7 @@ async fn two_services_behind_one_dns_object_with_stripping_and_forwarded_headers
 
 #[tokio::test]
 async fn upstream_connections_are_pooled_and_reused() {
-    let wear = backend("127.0.0.5", "wear").await;
-    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
-    let r = router("127.0.0.6", &yaml).await;
+    let (wear, r) = wear_behind_router("127.0.0.5", "127.0.0.6").await;
     for _ in 0..20 {
         // A new client connection each time: the router's upstream side still reuses one.
         let (code, _) = get(r.addr, "shop.example.com", "/wear").await;
@@ -194,9 +199,7 @@ async fn refused_connections_are_retried_on_the_next_endpoint_for_idempotent_req
 
 #[tokio::test]
 async fn http2_cleartext_client_with_prior_knowledge() {
-    let wear = backend("127.0.0.14", "wear").await;
-    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
-    let r = router("127.0.0.15", &yaml).await;
+    let (_wear, r) = wear_behind_router("127.0.0.14", "127.0.0.15").await;
     let tcp = TcpStream::connect(r.addr).await.unwrap();
     let (mut send, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
@@ -220,9 +223,7 @@ async fn http2_cleartext_client_with_prior_knowledge() {
 
 #[tokio::test]
 async fn upgrade_is_passed_through_both_ways() {
-    let wear = backend("127.0.0.16", "wear").await;
-    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
-    let r = router("127.0.0.17", &yaml).await;
+    let (_wear, r) = wear_behind_router("127.0.0.16", "127.0.0.17").await;
     let mut tcp = TcpStream::connect(r.addr).await.unwrap();
     tcp.write_all(
         b"GET /wear/ws HTTP/1.1\r\nHost: shop.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
@@ -255,9 +256,7 @@ async fn upgrade_is_passed_through_both_ways() {
 
 #[tokio::test]
 async fn request_and_response_bodies_stream() {
-    let wear = backend("127.0.0.18", "wear").await;
-    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
-    let r = router("127.0.0.19", &yaml).await;
+    let (_wear, r) = wear_behind_router("127.0.0.18", "127.0.0.19").await;
     let (tx, rx) = mpsc::channel::<Bytes>(1);
     let req = Request::post(format!("http://{}/wear/echo-body", r.addr))
         .header("host", "shop.example.com")
@@ -389,9 +388,7 @@ async fn read_to_close(tcp: &mut TcpStream) -> (String, String) {
 
 #[tokio::test]
 async fn http1_requests_however_their_first_bytes_arrive() {
-    let wear = backend("127.0.0.26", "wear").await;
-    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
-    let r = router("127.0.0.27", &yaml).await;
+    let (_wear, r) = wear_behind_router("127.0.0.26", "127.0.0.27").await;
 
     // "P" could begin HTTP/2's preface: the router must read on, then serve HTTP/1.
     let mut tcp = TcpStream::connect(r.addr).await.unwrap();
@@ -424,9 +421,7 @@ async fn http1_requests_however_their_first_bytes_arrive() {
 
 #[tokio::test]
 async fn bytes_sent_with_an_upgrade_handshake_reach_the_backend() {
-    let wear = backend("127.0.0.28", "wear").await;
-    let yaml = shop("wear", "wear") + &service_yaml("wear", &[wear.addr]);
-    let r = router("127.0.0.29", &yaml).await;
+    let (_wear, r) = wear_behind_router("127.0.0.28", "127.0.0.29").await;
     let mut tcp = TcpStream::connect(r.addr).await.unwrap();
     // One write: the router's first read takes the handshake and the first message.
     tcp.write_all(
@@ -469,4 +464,195 @@ async fn a_pooled_connection_the_backend_closed_is_not_used_again() {
         assert_eq!((code, body.as_str()), (200, "ok"), "request {i}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A POST is never sent on a connection the backend has closed (it could not be
+    // sent again): each gets an answer.
+    for i in 0..5 {
+        let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+        let req = format!(
+            "POST /wear/{i} HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let (head, body) = read_to_close(&mut tcp).await;
+        assert!(head.starts_with("http/1.1 200"), "POST {i}: {head} {body}");
+        assert_eq!(body, "ok", "POST {i}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads from `tcp` until `buf` contains `needle` (or panics after 5 s).
+async fn read_until(tcp: &mut TcpStream, buf: &mut Vec<u8>, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(buf).contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let n = tokio::time::timeout(left, tcp.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no {needle:?} in time; got {:?}",
+                    String::from_utf8_lossy(buf)
+                )
+            })
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed before {needle:?}; got {:?}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn pipelined_keep_alive_requests_head_and_errors_answer_in_order() {
+    let (wear, r) = wear_behind_router("127.0.0.32", "127.0.0.33").await;
+    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+    // Four requests in one write; the 404 carries a body the router must skip.
+    tcp.write_all(
+        b"GET /wear/a HTTP/1.1\r\nHost: shop.example.com\r\n\r\n\
+          HEAD /wear/b HTTP/1.1\r\nHost: shop.example.com\r\n\r\n\
+          POST /nowhere HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 4\r\n\r\nbody\
+          GET /wear/c HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut all))
+        .await
+        .expect("closed after the last request")
+        .unwrap();
+    let text = String::from_utf8_lossy(&all);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in {text}"))
+    };
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 3, "{text}");
+    assert!(at("wear path=/a ") < at("HTTP/1.1 404"), "{text}");
+    assert!(at("HTTP/1.1 404") < at("wear path=/c "), "{text}");
+    assert!(
+        !text.contains("path=/b"),
+        "a HEAD response has no body: {text}"
+    );
+    assert!(text.contains("no route for host"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    assert_eq!(
+        wear.connections.load(Ordering::SeqCst),
+        1,
+        "one backend connection served all"
+    );
+}
+
+#[tokio::test]
+async fn a_request_body_with_a_length_streams_both_ways_and_the_connection_goes_on() {
+    let (_wear, r) = wear_behind_router("127.0.0.34", "127.0.0.35").await;
+    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+    tcp.write_all(
+        b"POST /wear/echo-body HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 10\r\n\r\nhello",
+    )
+    .await
+    .unwrap();
+    // The first half comes back before the second is sent: nothing waits for the body.
+    let mut got = Vec::new();
+    read_until(&mut tcp, &mut got, "hello").await;
+    tcp.write_all(b"world").await.unwrap();
+    read_until(&mut tcp, &mut got, "helloworld").await;
+    // The response ends with the body, and the same connection serves again.
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "{got:?}"
+    );
+    tcp.write_all(b"GET /wear/again HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let mut again = Vec::new();
+    read_until(&mut tcp, &mut again, "wear path=/again ").await;
+}
+
+/// A backend that answers every request with `response` and closes.
+async fn raw_backend(ip: &str, response: &'static [u8]) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp.write_all(response).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_response_without_length_ends_with_the_connection() {
+    let addr = raw_backend(
+        "127.0.0.36",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
+    )
+    .await;
+    let yaml = shop("raw", "raw") + &service_yaml("raw", &[addr]);
+    let r = router("127.0.0.37", &yaml).await;
+    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+    tcp.write_all(b"GET /wear HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_to_close(&mut tcp).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(body, "until the end");
+}
+
+#[tokio::test]
+async fn a_backend_that_breaks_the_protocol_is_a_502() {
+    let addr = raw_backend("127.0.0.38", b"SMTP ready\r\n\r\n").await;
+    let yaml = shop("raw", "raw") + &service_yaml("raw", &[addr]);
+    let r = router("127.0.0.39", &yaml).await;
+    let (code, body) = get(r.addr, "shop.example.com", "/wear").await;
+    assert_eq!(code, 502, "{body}");
+    assert!(
+        body.contains("default/raw:80") && body.contains("unparsable response head"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn http_1_0_bad_and_oversized_requests() {
+    let (_wear, r) = wear_behind_router("127.0.0.40", "127.0.0.41").await;
+
+    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+    tcp.write_all(b"GET /wear/old HTTP/1.0\r\nHost: shop.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_to_close(&mut tcp).await;
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    assert!(body.starts_with("wear path=/old "), "{body}");
+
+    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+    tcp.write_all(b"GET /wear HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_to_close(&mut tcp).await;
+    assert!(head.starts_with("http/1.1 400"), "{head}");
+    assert!(body.contains("more than one Host header"), "{body}");
+
+    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
+    let huge = format!(
+        "GET /wear HTTP/1.1\r\nHost: shop.example.com\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(70 * 1024)
+    );
+    // The router may answer and close before it has read all of it.
+    let _ = tcp.write_all(huge.as_bytes()).await;
+    let (head, body) = read_to_close(&mut tcp).await;
+    assert!(head.starts_with("http/1.1 431"), "{head}");
+    assert!(body.contains("larger than 65536 bytes"), "{body}");
 }
