@@ -696,10 +696,13 @@ fn parse_response_head(
     let mut length = None;
     let mut chunked = None;
     let mut backend_close = version == 0;
+    let mut dated = false;
     let mut named: Vec<&str> = Vec::new();
     for field in resp.headers.iter() {
         let name = field.name;
-        if name.eq_ignore_ascii_case("content-length") {
+        if name.eq_ignore_ascii_case("date") {
+            dated = true;
+        } else if name.eq_ignore_ascii_case("content-length") {
             let n = content_length_value(field.value)
                 .ok_or_else(|| HeadError::Bad("unreadable Content-Length".into()))?;
             if length.is_some_and(|l| l != n) {
@@ -754,7 +757,12 @@ fn parse_response_head(
             push_field(&mut rewritten, name.as_bytes(), field.value);
         }
     }
-    if client_close && !(100..200).contains(&status) {
+    let interim = (100..200).contains(&status);
+    if !dated && !interim {
+        // RFC 9110 §6.6.1: a recipient with a clock adds the Date it received it at.
+        now_http_date(|date| push_field(&mut rewritten, b"Date", date.as_bytes()));
+    }
+    if client_close && !interim {
         push_field(&mut rewritten, b"Connection", b"close");
     }
     rewritten.extend_from_slice(b"\r\n");
@@ -918,6 +926,24 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
+/// The current time as an HTTP date, formatted at most once a second per thread.
+fn now_http_date<T>(use_it: impl FnOnce(&str) -> T) -> T {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, httpdate::fmt_http_date(now));
+        }
+        use_it(&cached.1)
+    })
+}
+
 /// Closes a connection the client may still be sending on: a close with unread data
 /// would reset it and could destroy the answer before the client reads it, so the
 /// write side is shut first and what arrives is read and dropped for a little while
@@ -950,8 +976,9 @@ async fn write_failure(
     let body = failure_body(failure);
     let status = failure.status();
     let connection = if close { "connection: close\r\n" } else { "" };
+    let date = now_http_date(str::to_string);
     let response = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{connection}\r\n{body}",
+        "HTTP/1.1 {} {}\r\ndate: {date}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{connection}\r\n{body}",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
         body.len(),
@@ -1030,13 +1057,13 @@ mod tests {
 
     #[test]
     fn response_framing_and_rewriting() {
-        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-End: 2\r\n\r\nhello";
+        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nDate: Sat, 21 Nov 2026 10:00:00 GMT\r\n\r\nhello";
         let h = head(raw, false);
         assert_eq!(h.framing, Framing::Length(5));
         assert!(h.reusable);
         assert_eq!(
             String::from_utf8(h.rewritten).unwrap(),
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-End: 2\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nDate: Sat, 21 Nov 2026 10:00:00 GMT\r\n\r\n"
         );
         assert_eq!(h.len, raw.len() - "hello".len());
 
@@ -1049,6 +1076,11 @@ mod tests {
 
         let h = head("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n", false);
         assert_eq!(h.framing, Framing::Close);
+        let text = String::from_utf8_lossy(&h.rewritten);
+        assert!(
+            text.contains("\r\nDate: ") && text.ends_with(" GMT\r\nConnection: close\r\n\r\n"),
+            "{text}"
+        );
         assert!(!h.reusable);
         assert!(String::from_utf8_lossy(&h.rewritten).contains("Connection: close\r\n"));
 
