@@ -4,6 +4,7 @@
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use weft_api::Object;
 
@@ -59,6 +60,20 @@ pub(crate) fn decode<T: DeserializeOwned>(v: Value, what: &str) -> Result<T> {
     })
 }
 
+/// [`decode`] from an item's JSON text, without building its `Value` first.
+fn decode_raw<T: DeserializeOwned>(raw: &RawValue, what: impl FnOnce() -> String) -> Result<T> {
+    let mut json = serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let name = serde_json::from_str::<Value>(raw.get())
+            .map(|v| object_ref(&v))
+            .unwrap_or_default();
+        ClientError::Decode {
+            context: format!("{} {name}", what()),
+            message: format!("{}: {}", e.path(), e.inner()),
+        }
+    })
+}
+
 /// `ns/name` or `name`, for messages.
 fn object_ref(v: &Value) -> String {
     let name = v
@@ -100,13 +115,15 @@ impl<T: Object> Api<T> {
     }
 
     pub async fn list(&self, params: &ListParams) -> Result<ObjectList<T>> {
-        let list = self.client.list(T::INFO, self.namespace(), params).await?;
+        let list = self
+            .client
+            .list_raw(T::INFO, self.namespace(), params)
+            .await?;
         let mut items = Vec::with_capacity(list.items.len());
         for (i, item) in list.items.into_iter().enumerate() {
-            items.push(decode(
-                item,
-                &format!("{} items[{i}]", T::INFO.list_kind()),
-            )?);
+            items.push(decode_raw(&item, || {
+                format!("{} items[{i}]", T::INFO.list_kind())
+            })?);
         }
         Ok(ObjectList {
             kind: list.kind,
@@ -167,5 +184,32 @@ impl<T: Object> Api<T> {
         self.client
             .watch_typed(T::INFO, self.namespace(), params, resource_version)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_api::core::Service;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn list_items_decode_from_their_text_and_errors_name_item_object_and_field() {
+        let good =
+            raw(r#"{"metadata":{"name":"web","namespace":"shop"},"spec":{"ports":[{"port":80}]}}"#);
+        let svc: Service = decode_raw(&good, || "ServiceList items[0]".into()).unwrap();
+        assert_eq!(svc.metadata.name, "web");
+        assert_eq!(svc.spec.ports[0].port, 80);
+
+        let bad = raw(
+            r#"{"metadata":{"name":"db","namespace":"shop"},"spec":{"ports":[{"port":"eighty"}]}}"#,
+        );
+        let err = decode_raw::<Service>(&bad, || "ServiceList items[1]".into()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("ServiceList items[1] shop/db"), "{text}");
+        assert!(text.contains("spec.ports[0].port"), "{text}");
     }
 }

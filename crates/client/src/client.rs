@@ -9,6 +9,7 @@ use futures::stream::{BoxStream, StreamExt};
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use weft_api::{ListMeta, ResourceInfo};
 
@@ -327,6 +328,28 @@ impl Client {
         add_list_query(&mut url, params);
         let v = self.json(Method::GET, url.clone(), None).await?;
         serde_json::from_value(v).map_err(|e| ClientError::Decode {
+            context: format!("response of GET {url}"),
+            message: format!("not a {}: {e}", info.list_kind()),
+        })
+    }
+
+    /// [`Client::list`] with each item left as its JSON text, to be decoded one at a time:
+    /// a tree of `Value`s for a whole list of 10,000 objects costs several times the
+    /// response's size at once.
+    pub async fn list_raw(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<ObjectList<Box<RawValue>>> {
+        let mut url = self.url(info, namespace, None, None);
+        add_list_query(&mut url, params);
+        let resp = self.send(Method::GET, url.clone(), None, false).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::transport(&Method::GET, &url, source))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             context: format!("response of GET {url}"),
             message: format!("not a {}: {e}", info.list_kind()),
         })
