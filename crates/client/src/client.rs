@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -324,13 +325,7 @@ impl Client {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<ObjectList<Value>> {
-        let mut url = self.url(info, namespace, None, None);
-        add_list_query(&mut url, params);
-        let v = self.json(Method::GET, url.clone(), None).await?;
-        serde_json::from_value(v).map_err(|e| ClientError::Decode {
-            context: format!("response of GET {url}"),
-            message: format!("not a {}: {e}", info.list_kind()),
-        })
+        self.list_as(info, namespace, params).await
     }
 
     /// [`Client::list`] with each item left as its JSON text, to be decoded one at a time:
@@ -342,6 +337,16 @@ impl Client {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<ObjectList<Box<RawValue>>> {
+        self.list_as(info, namespace, params).await
+    }
+
+    /// A list response decoded straight from its bytes, items as `I`.
+    async fn list_as<I: DeserializeOwned>(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<ObjectList<I>> {
         let mut url = self.url(info, namespace, None, None);
         add_list_query(&mut url, params);
         let resp = self.send(Method::GET, url.clone(), None, false).await?;

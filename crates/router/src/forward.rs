@@ -40,16 +40,8 @@ impl Forwarder {
     pub(crate) fn new(routes: Routes, config: &ServerConfig) -> Forwarder {
         Forwarder {
             routes,
-            upstream: Upstream::new(Pool::new(
-                config.connect_timeout,
-                config.upstream_idle_timeout,
-                config.upstream_max_idle_per_backend,
-            )),
-            sockets: Pool::new(
-                config.connect_timeout,
-                config.upstream_idle_timeout,
-                config.upstream_max_idle_per_backend,
-            ),
+            upstream: Upstream::new(Pool::new(config)),
+            sockets: Pool::new(config),
             response_header_timeout: config.response_header_timeout,
         }
     }

@@ -11,6 +11,7 @@
 //! connection, from that request on, to hyper ([`Served::HandOff`]), which serves it
 //! as before.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use tokio::net::TcpStream;
 
 use crate::error::Failure;
 use crate::forward::{failure_body, is_idempotent_method, Forwarder};
+use crate::headers::{self, tokens};
 use crate::routes::{normalize_host, Backend, Route};
 
 /// The largest request or response head accepted (nginx's large_client_header_buffers
@@ -31,21 +33,6 @@ const MAX_HEADERS: usize = 100;
 /// Read size for bodies.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Hop-by-hop fields (RFC 9110 §7.6.1) and the forwarding fields the router sets itself:
-/// never copied from a request.
-const REQUEST_DROPPED: [&str; 11] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-prefix",
-];
 /// Never copied from a response. `Transfer-Encoding` and `Trailer` stay: a chunked body
 /// is relayed as it is, trailers included.
 const RESPONSE_DROPPED: [&str; 4] = ["connection", "keep-alive", "proxy-connection", "upgrade"];
@@ -144,8 +131,6 @@ struct Plan {
     head_method: bool,
     /// Sending it twice is harmless (RFC 9110 §9.2.2).
     idempotent: bool,
-    /// Idempotent and without a body: another endpoint may be tried.
-    retryable: bool,
 }
 
 /// Why a request does not become a [`Plan`].
@@ -265,7 +250,9 @@ fn plan(buf: &[u8], peer: SocketAddr, forwarder: &Forwarder) -> Result<Option<Pl
     head.extend_from_slice(b" HTTP/1.1\r\n");
     for field in req.headers.iter() {
         let name = field.name;
-        let dropped = REQUEST_DROPPED.iter().any(|h| name.eq_ignore_ascii_case(h))
+        // Hop-by-hop fields and those the router sets itself are never copied.
+        let dropped = headers::is_hop_by_hop(name)
+            || headers::is_forwarding(name)
             || named.iter().any(|h| name.eq_ignore_ascii_case(h));
         if !dropped {
             push_field(&mut head, name.as_bytes(), field.value);
@@ -276,7 +263,7 @@ fn plan(buf: &[u8], peer: SocketAddr, forwarder: &Forwarder) -> Result<Option<Pl
         forwarded_for.extend_from_slice(prior);
         forwarded_for.extend_from_slice(b", ");
     }
-    forwarded_for.extend_from_slice(peer.ip().to_string().as_bytes());
+    let _ = write!(forwarded_for, "{}", peer.ip());
     push_field(&mut head, b"X-Forwarded-For", &forwarded_for);
     push_field(&mut head, b"X-Forwarded-Host", authority.as_bytes());
     push_field(&mut head, b"X-Forwarded-Proto", b"http");
@@ -293,7 +280,6 @@ fn plan(buf: &[u8], peer: SocketAddr, forwarder: &Forwarder) -> Result<Option<Pl
         close,
         head_method: method == "HEAD",
         idempotent: is_idempotent_method(method),
-        retryable: is_idempotent_method(method) && body_len == 0,
         route,
     }))
 }
@@ -321,15 +307,6 @@ fn push_field(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     head.extend_from_slice(b": ");
     head.extend_from_slice(value);
     head.extend_from_slice(b"\r\n");
-}
-
-/// The comma-separated tokens of a field value, trimmed, empty ones left out.
-fn tokens(value: &[u8]) -> impl Iterator<Item = &str> {
-    std::str::from_utf8(value)
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
 }
 
 /// Digits only (RFC 9110 §8.6), at most 18 of them.
@@ -385,9 +362,11 @@ async fn forward(
         body_to_read,
         head_method: plan.head_method,
         client_close: plan.close,
+        response_header_timeout: forwarder.response_header_timeout,
     };
 
-    let tries = if plan.retryable {
+    // Idempotent and without a body: another endpoint may be tried.
+    let tries = if plan.idempotent && plan.body_len == 0 {
         backend.targets.len()
     } else {
         1
@@ -424,7 +403,7 @@ async fn forward(
                 },
             };
             match exchange
-                .run(client, &mut upstream, response_buf, forwarder, addr, reused)
+                .run(client, &mut upstream, response_buf, addr, reused)
                 .await
             {
                 (Exchange::Done { client_keep_alive }, reusable) => {
@@ -488,6 +467,7 @@ struct Request<'a> {
     body_to_read: u64,
     head_method: bool,
     client_close: bool,
+    response_header_timeout: Duration,
 }
 
 /// How a response body is delimited.
@@ -526,7 +506,6 @@ impl Request<'_> {
         client: &mut TcpStream,
         upstream: &mut TcpStream,
         buf: &mut BytesMut,
-        forwarder: &Forwarder,
         addr: SocketAddr,
         reused: bool,
     ) -> (Exchange, bool) {
@@ -542,9 +521,7 @@ impl Request<'_> {
             );
         }
         if self.body_to_read == 0 {
-            return self
-                .respond(client, upstream, buf, forwarder, addr, reused)
-                .await;
+            return self.respond(client, upstream, buf, addr, reused).await;
         }
         // The rest of the body streams to the backend while its response is awaited and
         // relayed: a backend may answer (and echo) before the body ends.
@@ -558,14 +535,7 @@ impl Request<'_> {
                 self.body_to_read,
                 &mut body_buf
             ),
-            self.respond(
-                &mut client_write,
-                &mut upstream_read,
-                buf,
-                forwarder,
-                addr,
-                false
-            ),
+            self.respond(&mut client_write, &mut upstream_read, buf, addr, false),
         );
         match (body, exchange) {
             (Ok(()), exchange) => (exchange, reusable),
@@ -586,7 +556,6 @@ impl Request<'_> {
         client: &mut (impl AsyncWrite + Unpin),
         upstream: &mut (impl AsyncRead + Unpin),
         buf: &mut BytesMut,
-        forwarder: &Forwarder,
         addr: SocketAddr,
         reused: bool,
     ) -> (Exchange, bool) {
@@ -594,7 +563,7 @@ impl Request<'_> {
         buf.clear();
         let head = loop {
             let read = tokio::time::timeout(
-                forwarder.response_header_timeout,
+                self.response_header_timeout,
                 read_response_head(upstream, buf, self.head_method, self.client_close),
             )
             .await;
@@ -604,7 +573,7 @@ impl Request<'_> {
                         Exchange::Failed(Failure::Timeout {
                             service: self.backend.service_port(),
                             addr,
-                            secs: forwarder.response_header_timeout.as_secs_f64(),
+                            secs: self.response_header_timeout.as_secs_f64(),
                         }),
                         false,
                     );
@@ -617,7 +586,7 @@ impl Request<'_> {
                     )
                 }
                 Ok(Err(HeadError::Bad(why))) => return (failed(why), false),
-                Ok(Ok(head)) if (100..200).contains(&head.status) => {
+                Ok(Ok(head)) if is_interim(head.status) => {
                     // Interim responses (100 Continue, 103 Early Hints) pass through;
                     // 101 was never asked for (upgrades go through hyper).
                     if head.status == 101 {
@@ -644,6 +613,11 @@ impl Request<'_> {
             Err(()) => (Exchange::Broken, false),
         }
     }
+}
+
+/// 1xx: an interim response, another follows.
+fn is_interim(status: u16) -> bool {
+    (100..200).contains(&status)
 }
 
 enum HeadError {
@@ -729,7 +703,8 @@ fn parse_response_head(
             }
         }
     }
-    let framing = if head_method || status == 204 || status == 304 || (100..200).contains(&status) {
+    let interim = is_interim(status);
+    let framing = if head_method || status == 204 || status == 304 || interim {
         Framing::Empty
     } else {
         match (chunked, length) {
@@ -742,9 +717,7 @@ fn parse_response_head(
     let client_close = client_close || framing == Framing::Close;
 
     let mut rewritten = Vec::with_capacity(len + 32);
-    rewritten.extend_from_slice(b"HTTP/1.1 ");
-    rewritten.extend_from_slice(status.to_string().as_bytes());
-    rewritten.push(b' ');
+    let _ = write!(rewritten, "HTTP/1.1 {status} ");
     rewritten.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
     rewritten.extend_from_slice(b"\r\n");
     for field in resp.headers.iter() {
@@ -757,7 +730,6 @@ fn parse_response_head(
             push_field(&mut rewritten, name.as_bytes(), field.value);
         }
     }
-    let interim = (100..200).contains(&status);
     if !dated && !interim {
         // RFC 9110 §6.6.1: a recipient with a clock adds the Date it received it at.
         now_http_date(|date| push_field(&mut rewritten, b"Date", date.as_bytes()));

@@ -24,6 +24,35 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
+/// Whether a field (named in any case) is hop-by-hop ([`HOP_BY_HOP`]).
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_str()))
+}
+
+/// Whether a field (named in any case) is one of the X-Forwarded-* fields the router sets.
+pub(crate) fn is_forwarding(name: &str) -> bool {
+    [
+        X_FORWARDED_FOR,
+        X_FORWARDED_HOST,
+        X_FORWARDED_PROTO,
+        X_FORWARDED_PREFIX,
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h.as_str()))
+}
+
+/// The comma-separated tokens of a field value (`Connection`, `Transfer-Encoding`),
+/// trimmed, empty ones left out; none when the value is not UTF-8.
+pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &str> {
+    std::str::from_utf8(value)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// True for an HTTP/1.1 request asking to switch protocols (`Connection: upgrade` plus an
 /// `Upgrade` header), e.g. a WebSocket handshake.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -31,9 +60,8 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
         && headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            .flat_map(|v| tokens(v.as_bytes()))
+            .any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
 /// Removes hop-by-hop headers, including any the `Connection` header names. With
@@ -49,9 +77,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         .cloned()
         .collect();
     for v in headers.get_all(header::CONNECTION) {
-        let Ok(v) = v.to_str() else { continue };
-        for t in v.split(',') {
-            let Ok(n) = HeaderName::from_bytes(t.trim().as_bytes()) else {
+        for t in tokens(v.as_bytes()) {
+            let Ok(n) = HeaderName::from_bytes(t.as_bytes()) else {
                 continue;
             };
             let kept = upgrade && n == header::UPGRADE;

@@ -136,8 +136,8 @@ pub async fn serve(
 /// The HTTP/2 client preface: a connection that starts with it speaks HTTP/2 (prior
 /// knowledge), any other HTTP/1.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// The first read from a client: room for a usual request head, so hyper parses it
-/// without reading again, and small enough for the allocator's fast path.
+/// The first read from a client: room for a usual request head, so it is parsed without
+/// reading again, and small enough for the allocator's fast path.
 const FIRST_READ: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::forward::UpstreamBody;
+use crate::server::ServerConfig;
 
 /// A pooled connection's state, as far as the pool can tell.
 pub(crate) trait Reusable: Send + 'static {
@@ -62,20 +63,17 @@ struct Pooled<C> {
 }
 
 impl<C: Reusable> Pool<C> {
-    /// A pool, with a task on the current runtime that closes idle connections.
-    pub(crate) fn new(
-        connect_timeout: Duration,
-        idle_timeout: Duration,
-        max_per_backend: usize,
-    ) -> Arc<Pool<C>> {
+    /// A pool with the server's limits, and a task on the current runtime that closes
+    /// idle connections.
+    pub(crate) fn new(config: &ServerConfig) -> Arc<Pool<C>> {
         let pool = Arc::new(Pool {
             conns: Mutex::default(),
-            connect_timeout,
-            idle_timeout,
-            max_per_backend,
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.upstream_idle_timeout,
+            max_per_backend: config.upstream_max_idle_per_backend,
         });
         let weak: Weak<Pool<C>> = Arc::downgrade(&pool);
-        let every = (idle_timeout / 2).max(Duration::from_millis(100));
+        let every = (pool.idle_timeout / 2).max(Duration::from_millis(100));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
