@@ -164,7 +164,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sync = start.elapsed();
     let script = full_script(&table, &cfg);
     let file = std::env::temp_dir().join(format!("wpx-bench-{}.nft", std::process::id()));
-    std::fs::write(&file, &script.text)?;
+    // nft -f gets everything as one transaction (weft stages new backends ahead of it).
+    std::fs::write(&file, script.transactions().collect::<String>())?;
     proxy.cleanup().await?;
     let start = Instant::now();
     let status = Command::new("ip")
@@ -182,9 +183,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("nft -f of the generated ruleset failed".into());
     }
     println!(
-        "full sync, {full_n} Services x {ENDPOINTS} endpoints ({} chains, {:.1} MB script):",
+        "full sync, {full_n} Services x {ENDPOINTS} endpoints ({} chains, {:.1} MB script, {} transactions):",
         stats.chains_added,
-        script.text.len() as f64 / 1e6
+        script.bytes() as f64 / 1e6,
+        script.transactions().count()
     );
     println!("  table from objects    {}", secs(built));
     println!("  weft-proxy sync       {}", secs(sync));

@@ -277,10 +277,14 @@ impl Drop for Lab {
 }
 
 fn service(node_port: bool) -> Service {
+    service_named("web", VIP, node_port)
+}
+
+fn service_named(name: &str, vip: &str, node_port: bool) -> Service {
     let mut s = Service::default();
-    s.metadata.name = "web".into();
+    s.metadata.name = name.into();
     s.metadata.namespace = Some("default".into());
-    s.spec.cluster_ip = VIP.into();
+    s.spec.cluster_ip = vip.into();
     if node_port {
         s.spec.type_ = "NodePort".into();
     }
@@ -295,8 +299,12 @@ fn service(node_port: bool) -> Service {
 }
 
 fn endpoints(ips: &[&str]) -> Endpoints {
+    endpoints_named("web", ips)
+}
+
+fn endpoints_named(name: &str, ips: &[&str]) -> Endpoints {
     let mut e = Endpoints::default();
-    e.metadata.name = "web".into();
+    e.metadata.name = name.into();
     e.metadata.namespace = Some("default".into());
     e.subsets.push(EndpointSubset {
         addresses: ips
@@ -319,12 +327,16 @@ fn endpoints(ips: &[&str]) -> Endpoints {
 }
 
 fn table(node_port: bool, ips: &[&str]) -> ServiceTable {
+    build(&[service(node_port)], &[endpoints(ips)])
+}
+
+fn build(services: &[Service], endpoints: &[Endpoints]) -> ServiceTable {
     let node = NodeContext {
         node_name: "node-1".into(),
         addresses: vec![NODE_IP.parse().expect("ip")],
         nodeport_addresses: Vec::new(),
     };
-    let t = ServiceTable::build(&[service(node_port)], &[endpoints(ips)], &node);
+    let t = ServiceTable::build(services, endpoints, &node);
     assert!(t.problems.is_empty(), "{:?}", t.problems);
     t
 }
@@ -519,4 +531,41 @@ async fn client_ip_affinity_sticks_to_one_endpoint() {
     assert_eq!(lab.answers(&format!("{VIP}:80"), 6), vec!["pod-a", "pod-b"]);
     let listing = proxy.listing().await.expect("listing");
     assert!(!listing.contains("affinity-"), "{listing}");
+}
+
+#[tokio::test]
+async fn a_large_first_sync_goes_in_stages_and_a_restart_finds_it_whole() {
+    if !require_root("a_large_first_sync_goes_in_stages_and_a_restart_finds_it_whole") {
+        return;
+    }
+    let lab = Lab::new();
+    // `web` and 2,100 Services of 10 endpoints nobody answers: 21,000 backend elements and
+    // as many hairpin pairs, more than one stage (STAGE_ELEMENTS) of additions.
+    let (mut services, mut all_endpoints) = (vec![service(false)], vec![endpoints(&BOTH)]);
+    for i in 1..=2_100usize {
+        let name = format!("s{i}");
+        services.push(service_named(
+            &name,
+            &format!("10.97.{}.{}", i / 256, i % 256),
+            false,
+        ));
+        let ips: Vec<String> = (0..10)
+            .map(|j| {
+                let k = i * 10 + j;
+                format!("10.{}.{}.{}", 128 + k / 65536, k / 256 % 256, k % 256)
+            })
+            .collect();
+        let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+        all_endpoints.push(endpoints_named(&name, &ips));
+    }
+    let desired = build(&services, &all_endpoints);
+    let mut first = lab.proxy();
+    let stats = first.sync(&desired).await.expect("first sync");
+    assert!(stats.full && stats.elements_added > 42_000, "{stats:?}");
+    assert_eq!(lab.answers(&format!("{VIP}:80"), 6), vec!["pod-a", "pod-b"]);
+
+    // A restarted proxy reads every staged element back and finds nothing to do.
+    drop(first);
+    let stats = lab.proxy().sync(&desired).await.expect("resync");
+    assert_eq!(stats.script_bytes, 0, "{stats:?}");
 }

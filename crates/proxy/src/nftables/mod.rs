@@ -259,7 +259,11 @@ impl NftProxy {
                 )
             }
         };
-        self.apply(&script.text).await?;
+        // A failure part way leaves only unreferenced backend elements behind; the next
+        // sync reads the kernel and carries on from there.
+        for transaction in script.transactions() {
+            self.apply(transaction).await?;
+        }
         self.applied = Some(next);
         let stats = SyncStats {
             full,
@@ -269,11 +273,15 @@ impl NftProxy {
             chains_deleted: script.chains_deleted,
             elements_added: script.elements_added,
             elements_deleted: script.elements_deleted,
-            script_bytes: script.text.len(),
+            script_bytes: script.bytes(),
             elapsed: start.elapsed(),
             ..Default::default()
         };
-        tracing::debug!(?stats, "nftables sync");
+        tracing::debug!(
+            ?stats,
+            transactions = script.transactions().count(),
+            "nftables sync"
+        );
         Ok(stats)
     }
 }

@@ -48,6 +48,10 @@ impl Rendered {
 /// A generated transaction and what it does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Script {
+    /// Transactions to apply before `text`, in order: only backend elements under keys the
+    /// kernel does not hold yet and new hairpin pairs (see [`STAGE_ELEMENTS`]). Usually none.
+    pub staged: Vec<String>,
+    /// The transaction that switches traffic, atomically.
     pub text: String,
     pub chains_added: usize,
     pub chains_rewritten: usize,
@@ -56,9 +60,33 @@ pub struct Script {
     pub elements_deleted: usize,
 }
 
+impl Script {
+    /// Every transaction, in the order they are applied.
+    pub fn transactions(&self) -> impl Iterator<Item = &str> {
+        self.staged
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(self.text.as_str()))
+            .filter(|t| !t.is_empty())
+    }
+
+    /// The length of all transactions together.
+    pub fn bytes(&self) -> usize {
+        self.transactions().map(str::len).sum()
+    }
+}
+
 /// Elements per `add element` statement: large enough that nft parses few statements,
 /// small enough to keep lines readable in an error message.
 const ELEMENTS_PER_LINE: usize = 1000;
+
+/// libnftables holds ~2 KB per element while it parses and commits a transaction: ~450 MB
+/// for the 210,000 elements (hairpin pairs included) of a first sync at 10,000 Services × 10
+/// endpoints. A backend element under a key the kernel does not hold yet, or a new hairpin
+/// pair, changes nothing until a verdict leads to it, so when there are more of those than
+/// this they go ahead in transactions of this many, and the transaction that switches
+/// traffic (verdicts, changed backends, chains) stays one.
+pub const STAGE_ELEMENTS: usize = 20_000;
 
 /// The transaction from `have` to `want`. With `header` (a full sync), the table, its maps
 /// and sets are declared first (`add` is a no-op for existing ones), as needed when the
@@ -68,6 +96,22 @@ pub fn generate(have: &Objects, want: &Rendered, header: bool) -> Script {
     let mut s = Script::default();
     let mut out = String::new();
     let t = format!("ip {TABLE}");
+    let empty = BTreeMap::new();
+    let no_hairpin = BTreeSet::new();
+    let have_hairpin = have.hairpin.as_ref().unwrap_or(&no_hairpin);
+    // What may go ahead: backend elements under new keys, and new hairpin pairs (they only
+    // masquerade DNATed traffic from an endpoint to itself, which needs a verdict first).
+    let new_backends = || {
+        want.backends.iter().flat_map(|(map, want_map)| {
+            let have_map = have.backends.get(map).unwrap_or(&empty);
+            want_map
+                .iter()
+                .filter(move |(k, _)| !have_map.contains_key(*k))
+                .map(move |kv| (map.as_str(), kv))
+        })
+    };
+    let new_hairpin = || want.hairpin.iter().flat_map(|w| w.difference(have_hairpin));
+    let stage = new_backends().count() + new_hairpin().count() > STAGE_ELEMENTS;
     if header {
         let _ = writeln!(out, "add table {t}");
         let _ = writeln!(
@@ -95,6 +139,27 @@ pub fn generate(have: &Objects, want: &Rendered, header: bool) -> Script {
             out,
             "add set {t} {HAIRPIN} {{ type ipv4_addr . ipv4_addr ; }}"
         );
+    }
+
+    if stage {
+        // The maps and sets must exist before the staged elements go in.
+        let staged: Vec<(&str, String)> = new_backends()
+            .map(|(map, (k, v))| (map, format!("{k} : {v}")))
+            .chain(new_hairpin().map(|ip| (HAIRPIN, hairpin_pair(ip))))
+            .collect();
+        s.elements_added += staged.len();
+        for chunk in staged.chunks(STAGE_ELEMENTS) {
+            let mut tx = if s.staged.is_empty() {
+                out.clone()
+            } else {
+                String::new()
+            };
+            for same in chunk.chunk_by(|a, b| a.0 == b.0) {
+                let items: Vec<&str> = same.iter().map(|(_, e)| e.as_str()).collect();
+                batch(&mut tx, &format!("add element {t} {}", same[0].0), &items);
+            }
+            s.staged.push(tx);
+        }
     }
 
     // Sets and chains first, so rules and elements below may refer to them.
@@ -138,18 +203,17 @@ pub fn generate(have: &Objects, want: &Rendered, header: bool) -> Script {
     out.push_str(&rules);
 
     // Backends before the verdicts that lead to them.
-    let empty = BTreeMap::new();
     let maps: BTreeSet<&String> = have.backends.keys().chain(want.backends.keys()).collect();
     for map in maps {
         let have_map = have.backends.get(map).unwrap_or(&empty);
         let want_map = want.backends.get(map).unwrap_or(&empty);
-        elements(&mut out, &mut s, &t, map, have_map, want_map);
+        elements(&mut out, &mut s, &t, map, have_map, want_map, stage);
     }
     for (map, have_map, want_map) in [
         (SERVICE_IPS, &have.service_ips, &want.service_ips),
         (SERVICE_NODEPORTS, &have.nodeports, &want.nodeports),
     ] {
-        elements(&mut out, &mut s, &t, map, have_map, want_map);
+        elements(&mut out, &mut s, &t, map, have_map, want_map, false);
     }
     set_elements(
         &mut out,
@@ -158,6 +222,7 @@ pub fn generate(have: &Objects, want: &Rendered, header: bool) -> Script {
         have.nodeport_ips.as_ref(),
         want.nodeport_ips.as_ref(),
         |ip| ip.to_string(),
+        false,
     );
     set_elements(
         &mut out,
@@ -165,7 +230,8 @@ pub fn generate(have: &Objects, want: &Rendered, header: bool) -> Script {
         &format!("{t} {HAIRPIN}"),
         have.hairpin.as_ref(),
         want.hairpin.as_ref(),
-        |ip| format!("{ip} . {ip}"),
+        hairpin_pair,
+        stage,
     );
 
     // Removed chains last, once nothing refers to them: flush them all first, since they
@@ -203,6 +269,10 @@ pub fn generate(have: &Objects, want: &Rendered, header: bool) -> Script {
     s
 }
 
+fn hairpin_pair(ip: &Ipv4Addr) -> String {
+    format!("{ip} . {ip}")
+}
+
 fn add_set(t: &str, name: &str, timeout: u32) -> String {
     format!(
         "add set {t} {name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}"
@@ -210,6 +280,7 @@ fn add_set(t: &str, name: &str, timeout: u32) -> String {
 }
 
 /// Set element changes from `have` to `want`; nothing when `want` is None (not covered).
+/// With `staged`, additions are left out (they went ahead in [`Script::staged`]).
 fn set_elements(
     out: &mut String,
     s: &mut Script,
@@ -217,12 +288,16 @@ fn set_elements(
     have: Option<&BTreeSet<Ipv4Addr>>,
     want: Option<&BTreeSet<Ipv4Addr>>,
     spell: impl Fn(&Ipv4Addr) -> String,
+    staged: bool,
 ) {
     let Some(want) = want else { return };
     let empty = BTreeSet::new();
     let have = have.unwrap_or(&empty);
     let gone: Vec<String> = have.difference(want).map(&spell).collect();
-    let new: Vec<String> = want.difference(have).map(&spell).collect();
+    let new: Vec<String> = match staged {
+        true => Vec::new(),
+        false => want.difference(have).map(&spell).collect(),
+    };
     s.elements_deleted += gone.len();
     s.elements_added += new.len();
     batch(out, &format!("delete element {set}"), &gone);
@@ -230,7 +305,8 @@ fn set_elements(
 }
 
 /// Map element changes: a key whose value changed is deleted and added again in the same
-/// transaction (an `add` of an existing key with another value fails).
+/// transaction (an `add` of an existing key with another value fails). With `staged`, keys
+/// new to the kernel are left out (they went ahead in [`Script::staged`]).
 fn elements(
     out: &mut String,
     s: &mut Script,
@@ -238,6 +314,7 @@ fn elements(
     map: &str,
     have: &BTreeMap<String, String>,
     want: &BTreeMap<String, String>,
+    staged: bool,
 ) {
     let gone: Vec<String> = have
         .iter()
@@ -246,7 +323,10 @@ fn elements(
         .collect();
     let new: Vec<String> = want
         .iter()
-        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .filter(|(k, v)| match have.get(*k) {
+            None => !staged,
+            Some(old) => old != *v,
+        })
         .map(|(k, v)| format!("{k} : {v}"))
         .collect();
     s.elements_deleted += gone.len();
@@ -255,7 +335,7 @@ fn elements(
     batch(out, &format!("add element {t} {map}"), &new);
 }
 
-fn batch(out: &mut String, command: &str, items: &[String]) {
+fn batch<S: std::borrow::Borrow<str>>(out: &mut String, command: &str, items: &[S]) {
     for chunk in items.chunks(ELEMENTS_PER_LINE) {
         let _ = writeln!(out, "{command} {{ {} }}", chunk.join(", "));
     }

@@ -1,5 +1,5 @@
-use super::render::Rendered;
-use super::script::{generate, Objects};
+use super::render::{Rendered, HAIRPIN};
+use super::script::{generate, Objects, Script};
 use super::*;
 use crate::table::tests::{eps, svc};
 use crate::table::NodeContext;
@@ -306,5 +306,160 @@ fn a_new_affinity_timeout_rewrites_the_endpoint_chain_not_the_set() {
         "flush chain ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080
 add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 update @affinity-default/np/tcp/http__10.244.1.5/8080 { ip saddr timeout 60s }
 add rule ip weft-proxy endpoint-default/np/tcp/http__10.244.1.5/8080 meta l4proto tcp dnat to 10.244.1.5:8080 comment \"weft:HASH\""
+    );
+}
+
+/// `n` Services with `per` endpoints each; Service 1's first endpoint is `first`.
+fn many(n: usize, per: usize, first: &str) -> ServiceTable {
+    let (mut services, mut endpoints) = (Vec::new(), Vec::new());
+    for i in 1..=n {
+        let name = format!("s{i}");
+        let vip = format!("10.97.{}.{}", i / 256, i % 256);
+        services.push(svc(&name, &vip, &[("", 80)]));
+        let ips: Vec<String> = (0..per)
+            .map(|j| match (i, j) {
+                (1, 0) => first.to_string(),
+                _ => {
+                    let k = i * per + j;
+                    format!("10.{}.{}.{}", 128 + k / 65536, k / 256 % 256, k % 256)
+                }
+            })
+            .collect();
+        let addrs: Vec<(&str, &str)> = ips.iter().map(|ip| (ip.as_str(), "node-2")).collect();
+        endpoints.push(eps(&name, &addrs, &[("", 8080)]));
+    }
+    ServiceTable::build(&services, &endpoints, &node())
+}
+
+type Elements = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The elements that may be staged: backend maps and the hairpin set (its pairs as keys).
+fn stageable(o: &Objects) -> Elements {
+    let mut all = o.backends.clone();
+    let pairs = o
+        .hairpin
+        .iter()
+        .flatten()
+        .map(|ip| (format!("{ip} . {ip}"), String::new()));
+    all.insert(HAIRPIN.to_string(), pairs.collect());
+    all.retain(|_, m| !m.is_empty());
+    all
+}
+
+/// Replays a script's element statements on `have`'s stageable elements, checking on the
+/// way that staged transactions only add keys the kernel does not hold yet.
+fn replay(have: &Objects, s: &Script) -> Elements {
+    let mut all = stageable(have);
+    let staged = s.staged.len();
+    for (n, tx) in s.transactions().enumerate() {
+        for line in tx.lines() {
+            let Some((head, list)) = line.split_once(" { ") else {
+                continue;
+            };
+            let words: Vec<&str> = head.split(' ').collect();
+            let is_stage = n < staged;
+            let (verb, target) = (words[0], words[4]);
+            if words[1] != "element" {
+                assert!(!is_stage || n == 0, "only the first stage declares: {line}");
+                continue;
+            }
+            if !target.contains("backends") && target != HAIRPIN {
+                assert!(!is_stage, "a staged verdict or set element: {line}");
+                continue;
+            }
+            let elements = all.entry(target.to_string()).or_default();
+            for item in list.trim_end_matches(" }").split(", ") {
+                match verb {
+                    "add" => {
+                        let (k, v) = item.split_once(" : ").unwrap_or((item, ""));
+                        let old = elements.insert(k.to_string(), v.to_string());
+                        assert!(old.is_none(), "{k} added twice (the kernel refuses)");
+                    }
+                    "delete" => {
+                        assert!(!is_stage, "a staged delete: {line}");
+                        assert!(elements.remove(item).is_some(), "{item} deleted but absent");
+                    }
+                    other => panic!("unexpected {other}: {line}"),
+                }
+            }
+        }
+    }
+    all.retain(|_, m| !m.is_empty());
+    all
+}
+
+#[test]
+fn a_large_first_sync_stages_new_backends_ahead_of_the_switch() {
+    let table = many(2_100, 10, "10.128.0.10");
+    let s = full_script(&table, &cfg());
+    let want = render::full(&table, &cfg());
+    // 21,000 new backend elements and as many hairpin pairs: stages of 20,000.
+    let sizes: Vec<usize> = s
+        .staged
+        .iter()
+        .map(|t| {
+            t.lines()
+                .filter(|l| l.starts_with("add element"))
+                .map(|l| l.split(", ").count())
+                .sum()
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        [script::STAGE_ELEMENTS, script::STAGE_ELEMENTS, 2_000]
+    );
+    assert!(
+        s.staged[0].starts_with("add table ip weft-proxy\n"),
+        "maps first"
+    );
+    assert!(
+        !s.text
+            .contains("add element ip weft-proxy cluster-backends-tcp"),
+        "no backend left for the switch"
+    );
+    assert_eq!(
+        s.text.matches(" : goto pick-cluster-tcp-inc-10").count(),
+        2_100
+    );
+    assert!(!s.text.contains("add element ip weft-proxy hairpin"));
+    assert_eq!(replay(&Objects::default(), &s), stageable(&want.objects()));
+    // Backends, hairpin pairs, verdicts, the node address.
+    assert_eq!(s.elements_added, 21_000 + 21_000 + 2_100 + 1);
+}
+
+#[test]
+fn staging_leaves_changed_backends_in_the_switching_transaction() {
+    let before = render::full(&many(10, 10, "10.128.0.10"), &cfg()).objects();
+    // Service 1 gets a pod replaced while 2,090 Services arrive.
+    let table = many(2_100, 10, "10.200.0.1");
+    let s = generate(&before, &render::full(&table, &cfg()), true);
+    assert_eq!(
+        s.staged.len(),
+        3,
+        "20,900 new backend elements, 20,901 hairpin pairs"
+    );
+    for stage in &s.staged {
+        assert!(!stage.contains("10.97.0.1 . 80 ."), "{stage}");
+    }
+    assert!(
+        s.text
+            .contains("delete element ip weft-proxy cluster-backends-tcp { 10.97.0.1 . 80 ."),
+        "{}",
+        s.text
+    );
+    assert!(s.text.contains("10.200.0.1 . 8080"), "{}", s.text);
+    let want = render::full(&table, &cfg());
+    assert_eq!(replay(&before, &s), stageable(&want.objects()));
+}
+
+#[test]
+fn small_changes_stay_one_transaction() {
+    let s = incremental_script(&two(), &web(&[("10.244.1.3", "node-1")]), &cfg());
+    assert!(s.staged.is_empty());
+    assert_eq!(s.transactions().count(), 1);
+    let s = full_script(&many(1_000, 10, "10.128.0.10"), &cfg());
+    assert!(
+        s.staged.is_empty(),
+        "10,000 backends and 10,000 hairpin pairs: not more than one stage"
     );
 }
