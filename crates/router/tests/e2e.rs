@@ -224,12 +224,7 @@ async fn http2_cleartext_client_with_prior_knowledge() {
 #[tokio::test]
 async fn upgrade_is_passed_through_both_ways() {
     let (_wear, r) = wear_behind_router("127.0.0.16", "127.0.0.17").await;
-    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
-    tcp.write_all(
-        b"GET /wear/ws HTTP/1.1\r\nHost: shop.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
-    )
-    .await
-    .unwrap();
+    let mut tcp = send_raw(r.addr, b"GET /wear/ws HTTP/1.1\r\nHost: shop.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n").await;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -391,8 +386,7 @@ async fn http1_requests_however_their_first_bytes_arrive() {
     let (_wear, r) = wear_behind_router("127.0.0.26", "127.0.0.27").await;
 
     // "P" could begin HTTP/2's preface: the router must read on, then serve HTTP/1.
-    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
-    tcp.write_all(b"P").await.unwrap();
+    let mut tcp = send_raw(r.addr, b"P").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     tcp.write_all(b"OST /wear/split HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         .await
@@ -402,12 +396,11 @@ async fn http1_requests_however_their_first_bytes_arrive() {
     assert!(body.starts_with("wear path=/split "), "{body}");
 
     // A head longer than the router's first read.
-    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
     let long = "x".repeat(3000);
     let req = format!(
         "GET /wear/long HTTP/1.1\r\nHost: shop.example.com\r\nX-Long: {long}\r\nConnection: close\r\n\r\n"
     );
-    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut tcp = send_raw(r.addr, req).await;
     let (head, body) = read_to_close(&mut tcp).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("connection: close"), "{head}");
@@ -422,13 +415,8 @@ async fn http1_requests_however_their_first_bytes_arrive() {
 #[tokio::test]
 async fn bytes_sent_with_an_upgrade_handshake_reach_the_backend() {
     let (_wear, r) = wear_behind_router("127.0.0.28", "127.0.0.29").await;
-    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
     // One write: the router's first read takes the handshake and the first message.
-    tcp.write_all(
-        b"GET /wear/ws HTTP/1.1\r\nHost: shop.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly",
-    )
-    .await
-    .unwrap();
+    let mut tcp = send_raw(r.addr, b"GET /wear/ws HTTP/1.1\r\nHost: shop.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly").await;
     tcp.shutdown().await.unwrap();
     let (head, echoed) = read_to_close(&mut tcp).await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
@@ -467,16 +455,23 @@ async fn a_pooled_connection_the_backend_closed_is_not_used_again() {
     // A POST is never sent on a connection the backend has closed (it could not be
     // sent again): each gets an answer.
     for i in 0..5 {
-        let mut tcp = TcpStream::connect(r.addr).await.unwrap();
         let req = format!(
             "POST /wear/{i} HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
         );
-        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut tcp = send_raw(r.addr, req).await;
         let (head, body) = read_to_close(&mut tcp).await;
         assert!(head.starts_with("http/1.1 200"), "POST {i}: {head} {body}");
         assert_eq!(body, "ok", "POST {i}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A raw connection to the router with `request` written: for bytes hyper's client would
+/// not send, and for reading the router's answer as it is on the wire.
+async fn send_raw(addr: std::net::SocketAddr, request: impl AsRef<[u8]>) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_ref()).await.unwrap();
+    tcp
 }
 
 /// Reads from `tcp` until `buf` contains `needle` (or panics after 5 s).
@@ -506,16 +501,15 @@ async fn read_until(tcp: &mut TcpStream, buf: &mut Vec<u8>, needle: &str) {
 #[tokio::test]
 async fn pipelined_keep_alive_requests_head_and_errors_answer_in_order() {
     let (wear, r) = wear_behind_router("127.0.0.32", "127.0.0.33").await;
-    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
     // Four requests in one write; the 404 carries a body the router must skip.
-    tcp.write_all(
+    let mut tcp = send_raw(
+        r.addr,
         b"GET /wear/a HTTP/1.1\r\nHost: shop.example.com\r\n\r\n\
           HEAD /wear/b HTTP/1.1\r\nHost: shop.example.com\r\n\r\n\
           POST /nowhere HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 4\r\n\r\nbody\
           GET /wear/c HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n",
     )
-    .await
-    .unwrap();
+    .await;
     let mut all = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut all))
         .await
@@ -548,12 +542,7 @@ async fn pipelined_keep_alive_requests_head_and_errors_answer_in_order() {
 #[tokio::test]
 async fn a_request_body_with_a_length_streams_both_ways_and_the_connection_goes_on() {
     let (_wear, r) = wear_behind_router("127.0.0.34", "127.0.0.35").await;
-    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
-    tcp.write_all(
-        b"POST /wear/echo-body HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 10\r\n\r\nhello",
-    )
-    .await
-    .unwrap();
+    let mut tcp = send_raw(r.addr, b"POST /wear/echo-body HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 10\r\n\r\nhello").await;
     // The first half comes back before the second is sent: nothing waits for the body.
     let mut got = Vec::new();
     read_until(&mut tcp, &mut got, "hello").await;
@@ -602,10 +591,11 @@ async fn a_response_without_length_ends_with_the_connection() {
     .await;
     let yaml = shop("raw", "raw") + &service_yaml("raw", &[addr]);
     let r = router("127.0.0.37", &yaml).await;
-    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
-    tcp.write_all(b"GET /wear HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
-        .await
-        .unwrap();
+    let mut tcp = send_raw(
+        r.addr,
+        b"GET /wear HTTP/1.1\r\nHost: shop.example.com\r\n\r\n",
+    )
+    .await;
     let (head, body) = read_to_close(&mut tcp).await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains("connection: close"), "{head}");
@@ -629,18 +619,20 @@ async fn a_backend_that_breaks_the_protocol_is_a_502() {
 async fn http_1_0_bad_and_oversized_requests() {
     let (_wear, r) = wear_behind_router("127.0.0.40", "127.0.0.41").await;
 
-    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
-    tcp.write_all(b"GET /wear/old HTTP/1.0\r\nHost: shop.example.com\r\n\r\n")
-        .await
-        .unwrap();
+    let mut tcp = send_raw(
+        r.addr,
+        b"GET /wear/old HTTP/1.0\r\nHost: shop.example.com\r\n\r\n",
+    )
+    .await;
     let (head, body) = read_to_close(&mut tcp).await;
     assert!(head.starts_with("http/1.0 200"), "{head}");
     assert!(body.starts_with("wear path=/old "), "{body}");
 
-    let mut tcp = TcpStream::connect(r.addr).await.unwrap();
-    tcp.write_all(b"GET /wear HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n")
-        .await
-        .unwrap();
+    let mut tcp = send_raw(
+        r.addr,
+        b"GET /wear HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
+    )
+    .await;
     let (head, body) = read_to_close(&mut tcp).await;
     assert!(head.starts_with("http/1.1 400"), "{head}");
     assert!(body.contains("more than one Host header"), "{body}");
