@@ -259,7 +259,7 @@ impl NftProxy {
                 )
             }
         };
-        // A failure part way leaves only unreferenced backend elements behind; the next
+        // A failure part way leaves only unreferenced backends and hairpin pairs behind; the next
         // sync reads the kernel and carries on from there.
         for transaction in script.transactions() {
             self.apply(transaction).await?;
