@@ -312,25 +312,29 @@ pub async fn start(client: Client, options: ProxyOptions) -> Result<JoinHandle<R
         nodeport_addresses: options.nodeport_addresses,
     };
     Ok(tokio::spawn(async move {
-        let (services, mut s_rx, _s) =
+        let (_services, mut s_rx, _s) =
             Informer::new(client.api::<Service>(None), ListParams::default()).spawn(256);
-        let (endpoints, mut e_rx, _e) =
+        let (_endpoints, mut e_rx, _e) =
             Informer::new(client.api::<Endpoints>(None), ListParams::default()).spawn(256);
-        services.wait_synced().await;
-        endpoints.wait_synced().await;
         let (mut skipped, mut refused) = (Vec::new(), Vec::new());
-        // The complete lists first: syncing a table built from the first events alone
-        // would remove the Services not seen yet. The queued events of that first list
-        // then change nothing.
+        // The complete lists first: syncing a table built from part of them would remove
+        // the Services not seen yet. Each informer's first events, up to its Synced, are
+        // its whole list, handed over rather than copied out of its cache.
         let mut builder = TableBuilder::new(node.clone());
-        services
-            .list()
-            .into_iter()
-            .for_each(|s| builder.set_service(s));
-        endpoints
-            .list()
-            .into_iter()
-            .for_each(|e| builder.set_endpoints(e));
+        let (mut services_listed, mut endpoints_listed) = (false, false);
+        while !(services_listed && endpoints_listed) {
+            tokio::select! {
+                Some(ev) = s_rx.recv(), if !services_listed => {
+                    services_listed = matches!(ev, Event::Synced);
+                    feed_service(&mut builder, ev);
+                }
+                Some(ev) = e_rx.recv(), if !endpoints_listed => {
+                    endpoints_listed = matches!(ev, Event::Synced);
+                    feed_endpoints(&mut builder, ev);
+                }
+                else => bail!("the Service and Endpoints informers stopped before listing"),
+            }
+        }
         loop {
             let changes = builder.take_changes();
             let table = builder.table();
